@@ -1,0 +1,127 @@
+"""InteractionData: interactions plus user and item feature tables, and their FeatureSpec.
+
+Every loader (MovieLens from the wheel, GroupLens files, synthetic) returns one of these with
+canonical columns:
+
+* ``ratings``: ``user_id`` int64, ``item_id`` int64, ``rating`` float32, ``timestamp`` int64
+* ``users``: ``user_id`` plus one column per user feature
+* ``items``: ``item_id`` plus one column per item feature (and optional display columns such as ``title``)
+
+The user-side sequence feature ``history`` (the user's most recent items before an interaction)
+is not a column of ``users``: it depends on time and is built per example by the splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from tower_zoo.data.spec import (FeatureSpec, NumericFeature, SequenceFeature,
+                                 infer_categorical, infer_sequence)
+
+HISTORY_FEATURE = "history"
+RATING_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+
+
+@dataclasses.dataclass
+class InteractionData:
+    """A dataset: ``ratings`` [R rows], ``users`` [U rows], ``items`` [I rows], and its spec."""
+
+    name: str
+    ratings: pd.DataFrame
+    users: pd.DataFrame
+    items: pd.DataFrame
+    feature_spec: FeatureSpec
+    source: str = ""
+
+    @property
+    def num_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.items)
+
+    def table_features(self, side: str) -> list[str]:
+        """Names of ``side``'s features stored as columns of its table (all but time-dependent
+        ones such as ``history``)."""
+        table = self.users if side == "user" else self.items
+        return [f.name for f in self.feature_spec.side(side) if f.name in table.columns]
+
+    def encode_table(self, side: str) -> dict[str, np.ndarray]:
+        """The ``users`` (side="user") or ``items`` table encoded: ``{feature: [U] or [I] array}``."""
+        table = self.users if side == "user" else self.items
+        return self.feature_spec.encode(table, names=self.table_features(side))
+
+    def summary(self) -> str:
+        return (f"{self.name}: {len(self.ratings):,} interactions, {self.num_users:,} users, "
+                f"{self.num_items:,} items (from {self.source or 'memory'})")
+
+
+def validate_frames(name: str, ratings: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame) -> None:
+    """Raises ValueError naming the table and column for empty tables, missing columns, NaN ids,
+    duplicate ids, or ratings that reference unknown users/items."""
+    for table, frame, required in (("ratings", ratings, RATING_COLUMNS), ("users", users, ("user_id",)),
+                                   ("items", items, ("item_id",))):
+        if len(frame) == 0:
+            raise ValueError(f"{name}: table {table!r} is empty")
+        missing = [c for c in required if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{name}: table {table!r} lacks column(s) {missing}; has {list(frame.columns)}")
+        for column in required:
+            if frame[column].isna().any():
+                raise ValueError(f"{name}: table {table!r} column {column!r} has NaN/missing values")
+    for table, frame, column in (("users", users, "user_id"), ("items", items, "item_id")):
+        duplicated = frame[column][frame[column].duplicated()]
+        if len(duplicated):
+            raise ValueError(f"{name}: table {table!r} has duplicate {column} {duplicated.iloc[0]!r}")
+    for column, frame in (("user_id", users), ("item_id", items)):
+        unknown = ~ratings[column].isin(frame[column])
+        if unknown.any():
+            raise ValueError(
+                f"{name}: ratings reference {int(unknown.sum())} unknown {column}(s), e.g. "
+                f"{ratings[column][unknown].iloc[0]!r}")
+
+
+def build_interaction_data(name: str, ratings: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame,
+                           source: str = "", *, numeric_boundaries: dict[str, Sequence[float]] | None = None,
+                           sequence_columns: Sequence[str] = (), history_length: int = 50,
+                           display_columns: Sequence[str] = ("title",)) -> InteractionData:
+    """Validates canonical frames and infers a FeatureSpec from them.
+
+    Every non-id column of ``users``/``items`` becomes a feature: columns named in
+    ``numeric_boundaries`` become bucketized numeric features, ``sequence_columns`` (lists) become
+    sequence features, other numeric columns standardized numerics, everything else categorical.
+    ``display_columns`` are kept in the tables but are not features. A user-side ``history``
+    sequence feature over item ids (last ``history_length`` items) is added when ``history_length > 0``.
+    """
+    numeric_boundaries = dict(numeric_boundaries or {})
+    validate_frames(name, ratings, users, items)
+    ratings = ratings.loc[:, list(RATING_COLUMNS)].astype(
+        {"user_id": np.int64, "item_id": np.int64, "rating": np.float32, "timestamp": np.int64})
+    ratings = ratings.reset_index(drop=True)
+    users, items = users.reset_index(drop=True).copy(), items.reset_index(drop=True).copy()
+    features: list = [infer_categorical("user_id", "user", users["user_id"]),
+                      infer_categorical("item_id", "item", items["item_id"])]
+    for side, frame in (("user", users), ("item", items)):
+        for column in list(frame.columns):
+            if column in ("user_id", "item_id") or column in display_columns:
+                continue
+            values = frame[column]
+            if column in sequence_columns:
+                features.append(infer_sequence(column, side, values, max(len(v) for v in values) or 1))
+            elif column in numeric_boundaries:
+                features.append(NumericFeature(column, side, boundaries=tuple(numeric_boundaries[column])))
+            elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                std = float(values.std()) or 1.0
+                features.append(NumericFeature(column, side, float(values.mean()), std))
+            else:  # categorical: values are compared as strings, so store them as strings
+                frame[column] = values.astype(str)
+                features.append(infer_categorical(column, side, frame[column]))
+    if history_length > 0:
+        features.append(SequenceFeature(HISTORY_FEATURE, "user", features[1].vocabulary, history_length))
+    spec = FeatureSpec(tuple(features))
+    return InteractionData(name, ratings, users, items, spec, source)

@@ -1,0 +1,7 @@
+"""Built-in models; importing this package registers them by name."""
+
+from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel
+from tower_zoo.models.dssm import DSSM, DSSMConfig
+from tower_zoo.models.mf import MatrixFactorization, MFConfig
+
+__all__ = ["TwoTowerConfig", "TwoTowerModel", "DSSM", "DSSMConfig", "MatrixFactorization", "MFConfig"]

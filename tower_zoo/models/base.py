@@ -1,0 +1,142 @@
+"""The base every tower_zoo model subclasses: a user side, an item side, and a score.
+
+The trainer and the evaluators use only this interface:
+
+* ``user_embedding(features) -> [B, D]`` and ``item_embedding(features) -> [B, D]``, each computable
+  on its own, so item vectors can be cached offline and indexed for ANN search;
+* ``logits(user_embedding, item_embedding) -> [B, N]``: every user against every item of a batch
+  (similarity divided by the temperature), what the training losses consume;
+* ``score_matrix(user_features, item_features) -> [B, N]`` and ``score(...) -> [B]`` from raw features;
+* ``auxiliary_loss(user_embedding, item_embedding, features)``: a model's own extra loss terms
+  (zero by default).
+
+Features are dicts ``{feature name: encoded tensor}`` as made by ``FeatureSpec.encode``; a dict may
+hold both sides' features, each side reads only its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import tensorflow as tf
+
+from tower_zoo.data.spec import FeatureSpec
+from tower_zoo.layers import Temperature
+
+
+@dataclasses.dataclass
+class TwoTowerConfig:
+    """Hyper-parameters every model has.
+
+    embedding_dim: width of every feature field embedding.
+    temperature: logits = similarity / temperature; learnable_temperature learns it (as log T).
+    user_features / item_features: names of the features each tower reads (None: all of its side).
+    """
+
+    embedding_dim: int = 32
+    temperature: float = 1.0
+    learnable_temperature: bool = False
+    user_features: tuple | None = None
+    item_features: tuple | None = None
+
+    def validate(self) -> None:
+        if self.embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {self.embedding_dim}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        for key in ("user_features", "item_features"):
+            value = getattr(self, key)
+            if value is not None:
+                setattr(self, key, tuple(value))
+
+
+class TwoTowerModel(tf.keras.Model):
+    """Base class. A subclass either sets ``self.user_tower`` / ``self.item_tower`` (layers mapping
+    features to [B, D]) or overrides ``user_embedding`` / ``item_embedding``."""
+
+    model_name: ClassVar[str] = "two_tower"
+    model_kind: ClassVar[str] = "retrieval"
+    config_class: ClassVar[type] = TwoTowerConfig
+
+    def __init__(self, feature_spec: FeatureSpec, config: TwoTowerConfig | None = None, **kwargs: Any):
+        super().__init__(name=kwargs.pop("name", self.model_name), **kwargs)
+        if isinstance(feature_spec, dict):
+            feature_spec = FeatureSpec.from_dict(feature_spec)
+        if config is None:
+            config = self.config_class()
+        elif isinstance(config, dict):
+            config = self.config_class(**config)
+        config.validate()
+        self.feature_spec = feature_spec
+        self.config = config
+        self.temperature = Temperature(config.temperature, config.learnable_temperature, name="temperature")
+
+    # ------------------------------------------------------------------ the interface
+    def user_embedding(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """[B, D] user vectors."""
+        return self.user_tower(features, training=training)
+
+    def item_embedding(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """[B, D] item vectors (cacheable: they depend on item features only)."""
+        return self.item_tower(features, training=training)
+
+    def similarity(self, user_embedding: tf.Tensor, item_embedding: tf.Tensor) -> tf.Tensor:
+        """[B, D] x [N, D] -> [B, N] dot products (cosines when the towers L2-normalize)."""
+        return tf.matmul(user_embedding, item_embedding, transpose_b=True)
+
+    def logits(self, user_embedding: tf.Tensor, item_embedding: tf.Tensor) -> tf.Tensor:
+        """[B, D] x [N, D] -> [B, N] similarity / temperature."""
+        return self.temperature(self.similarity(user_embedding, item_embedding))
+
+    def score_matrix(self, user_features: dict[str, tf.Tensor], item_features: dict[str, tf.Tensor],
+                     training: bool = False) -> tf.Tensor:
+        """Every user of ``user_features`` [B] against every item of ``item_features`` [N]: [B, N]."""
+        return self.logits(self.user_embedding(user_features, training=training),
+                           self.item_embedding(item_features, training=training))
+
+    def score(self, user_features: dict[str, tf.Tensor], item_features: dict[str, tf.Tensor],
+              training: bool = False) -> tf.Tensor:
+        """Row-aligned (user i, item i) pairs: [B]."""
+        users = self.user_embedding(user_features, training=training)
+        items = self.item_embedding(item_features, training=training)
+        return self.temperature(tf.reduce_sum(users * items, axis=-1))
+
+    def auxiliary_loss(self, user_embedding: tf.Tensor, item_embedding: tf.Tensor,
+                       features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """Model-specific extra loss for a batch of positive pairs (scalar); zero by default."""
+        return tf.constant(0.0)
+
+    def call(self, features: dict[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
+        """Both towers on a batch of (user, item) pairs: ``{"user": [B, D], "item": [B, D]}``."""
+        return {"user": self.user_embedding(features, training=training),
+                "item": self.item_embedding(features, training=training)}
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    def side_feature_names(self, side: str) -> tuple | None:
+        return self.config.user_features if side == "user" else self.config.item_features
+
+    def dummy_features(self, batch_size: int = 2) -> dict[str, tf.Tensor]:
+        """A batch of OOV/zero inputs for every feature, used to build weights before restoring."""
+        features = {}
+        for feature in self.feature_spec.features:
+            if feature.kind == "sequence":
+                features[feature.name] = tf.ones([batch_size, feature.max_length], tf.int32)
+            elif feature.kind == "numeric" and not feature.bucketized:
+                features[feature.name] = tf.zeros([batch_size], tf.float32)
+            else:
+                features[feature.name] = tf.ones([batch_size], tf.int32)
+        return features
+
+    def build_weights(self) -> "TwoTowerModel":
+        """Creates all variables by running both towers once on dummy inputs."""
+        self(self.dummy_features(), training=False)
+        return self
+
+    # ------------------------------------------------------------------ serialization
+    def get_config(self) -> dict[str, Any]:
+        return {"feature_spec": self.feature_spec.to_dict(), "config": dataclasses.asdict(self.config)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "TwoTowerModel":
+        return cls(FeatureSpec.from_dict(config["feature_spec"]), cls.config_class(**config["config"]))
