@@ -3,3 +3,6 @@
 from tower_zoo.data.dataset import InteractionData, build_interaction_data
 from tower_zoo.data.spec import (CategoricalFeature, FeatureSpec, NumericFeature, OOVCounter,
                                  SequenceFeature)
+from tower_zoo.data.pipeline import make_dataset
+from tower_zoo.data.splits import RetrievalSplit, leave_last_out
+from tower_zoo.data.synthetic import synthetic_interactions

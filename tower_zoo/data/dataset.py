@@ -77,13 +77,13 @@ def validate_frames(name: str, ratings: pd.DataFrame, users: pd.DataFrame, items
     for table, frame, column in (("users", users, "user_id"), ("items", items, "item_id")):
         duplicated = frame[column][frame[column].duplicated()]
         if len(duplicated):
-            raise ValueError(f"{name}: table {table!r} has duplicate {column} {duplicated.iloc[0]!r}")
+            raise ValueError(f"{name}: table {table!r} has duplicate {column} {duplicated.iloc[0]}")
     for column, frame in (("user_id", users), ("item_id", items)):
         unknown = ~ratings[column].isin(frame[column])
         if unknown.any():
             raise ValueError(
                 f"{name}: ratings reference {int(unknown.sum())} unknown {column}(s), e.g. "
-                f"{ratings[column][unknown].iloc[0]!r}")
+                f"{ratings[column][unknown].iloc[0]}")
 
 
 def build_interaction_data(name: str, ratings: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame,

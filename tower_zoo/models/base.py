@@ -129,8 +129,9 @@ class TwoTowerModel(tf.keras.Model):
         return features
 
     def build_weights(self) -> "TwoTowerModel":
-        """Creates all variables by running both towers once on dummy inputs."""
-        self(self.dummy_features(), training=False)
+        """Creates all variables by running both towers and the scoring once on dummy inputs."""
+        towers = self(self.dummy_features(), training=False)
+        self.logits(towers["user"], towers["item"])
         return self
 
     # ------------------------------------------------------------------ serialization
