@@ -1,10 +1,9 @@
 import math
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
-from tower_zoo.training import SampledSoftmaxLoss, item_log_frequency, mask_accidental_hits
+from tower_zoo.training import SampledSoftmaxLoss, mask_accidental_hits
 
 
 def _ce(row, positive):
@@ -59,8 +58,3 @@ def test_logq_requires_probabilities():
     layer = SampledSoftmaxLoss(logq_correction=True)
     with pytest.raises(ValueError, match="candidate_log_q"):
         layer(tf.constant(LOGITS), tf.constant(IDS), tf.constant(IDS), None)
-
-
-def test_item_log_frequency():
-    log_q = item_log_frequency(np.array([2, 2, 3, 2]), vocab_size=5)
-    np.testing.assert_allclose(np.exp(log_q), [0.25, 0.25, 0.75, 0.25, 0.25], rtol=1e-6)

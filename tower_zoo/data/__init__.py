@@ -6,3 +6,4 @@ from tower_zoo.data.spec import (CategoricalFeature, FeatureSpec, NumericFeature
 from tower_zoo.data.pipeline import make_dataset
 from tower_zoo.data.splits import RetrievalSplit, leave_last_out
 from tower_zoo.data.synthetic import synthetic_interactions
+from tower_zoo.data.catalog import list_datasets, load_dataset

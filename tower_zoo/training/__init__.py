@@ -1,7 +1,7 @@
 """Losses, negative sampling and the Trainer."""
 
 from tower_zoo.training.losses import SampledSoftmaxLoss, apply_logq_correction, mask_accidental_hits
-from tower_zoo.training.trainer import Trainer, TrainerConfig, item_log_frequency, make_trainer_config
+from tower_zoo.training.trainer import Trainer, TrainerConfig, make_trainer_config
 
 __all__ = ["SampledSoftmaxLoss", "apply_logq_correction", "mask_accidental_hits", "Trainer", "TrainerConfig",
-           "item_log_frequency", "make_trainer_config"]
+           "make_trainer_config"]

@@ -1,9 +1,19 @@
 """One Trainer for every registered model.
 
 ``Trainer(model, epochs=5, batch_size=512, ...).fit(examples)`` trains on row-aligned encoded
-arrays (both towers' features per positive interaction) with in-batch sampled softmax: each
-query's positive item is the correct class among all items of the batch. See
-``tower_zoo.training.losses`` for the logQ correction and accidental-hit removal.
+arrays (both towers' features per positive interaction). For each batch it builds a candidate
+matrix [B, C] whose columns come from the configured negative sources (``negatives``):
+
+* ``in_batch``: the batch's own positives (query i's positive is column i);
+* ``global``: ``num_global_negatives`` items drawn from count^alpha, shared by the batch (the
+  positive is then column 0 of its row);
+* ``mixed``: both (Yang et al., WWW'20, "Mixed negative sampling");
+* plus ``hard_negatives`` per query from a previous model's middle ranks (``mine_hard_negatives``).
+
+Each column carries the log q of its own source (see ``tower_zoo.training.samplers``) and the
+configured ``loss`` (softmax, bce, hinge, bpr, triplet_logistic; ``tower_zoo.training.losses``)
+is applied with accidental hits removed. logQ correction is on by default for the softmax and
+not defined for the other losses.
 
 Checkpoints: with ``checkpoint_dir``, the model and optimizer state are saved after every epoch
 (TensorFlow's checkpoint format, keeping ``max_checkpoints``), beside a ``manifest.json`` naming
@@ -30,9 +40,13 @@ import tensorflow as tf
 from absl import logging
 
 from tower_zoo.data.pipeline import make_dataset, num_rows
-from tower_zoo.training.losses import SampledSoftmaxLoss
+from tower_zoo.training.losses import LOSSES, make_loss, valid_negative_mask
+from tower_zoo.training.samplers import AliasSampler, downsample_positives, unigram_probabilities
 
 MANIFEST_NAME = "manifest.json"
+NEGATIVE_SOURCES = ("in_batch", "global", "mixed")
+SAMPLE_WEIGHT_KEY = "__sample_weight__"
+HARD_NEGATIVES_KEY = "__hard_negatives__"
 
 
 @dataclasses.dataclass
@@ -42,21 +56,51 @@ class TrainerConfig:
     epochs: int = 5
     batch_size: int = 512
     learning_rate: float = 1e-3
-    logq_correction: bool = True
+    loss: str = "softmax"
+    margin: float = 0.1
+    negatives: str = "in_batch"
+    num_global_negatives: int = 256
+    alpha: float = 0.75
+    hard_negatives: int = 0
+    logq_correction: bool | None = None  # None: on for softmax, off otherwise
     remove_accidental_hits: bool = True
+    downsample_threshold: float = 0.0  # word2vec t for positive down-sampling; 0 = off
     seed: int = 42
     log_every_steps: int = 0
     checkpoint_dir: str | None = None
     max_checkpoints: int = 2
 
     def validate(self) -> None:
-        for key in ("epochs", "batch_size", "max_checkpoints"):
+        for key in ("epochs", "batch_size", "max_checkpoints", "num_global_negatives"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"trainer {key} must be >= 1, got {getattr(self, key)}")
         if not self.learning_rate > 0:
             raise ValueError(f"trainer learning_rate must be > 0, got {self.learning_rate}")
-        if self.batch_size < 2:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
+        if self.negatives not in NEGATIVE_SOURCES:
+            raise ValueError(f"unknown negatives {self.negatives!r}; choose from {', '.join(NEGATIVE_SOURCES)}")
+        if self.negatives in ("in_batch", "mixed") and self.batch_size < 2:
             raise ValueError(f"in-batch negatives need batch_size >= 2, got {self.batch_size}")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.hard_negatives < 0:
+            raise ValueError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
+        if self.downsample_threshold < 0:
+            raise ValueError(f"downsample_threshold must be >= 0, got {self.downsample_threshold}")
+        if self.logq_correction is None:
+            self.logq_correction = self.loss == "softmax"
+        if self.logq_correction and not LOSSES[self.loss].uses_log_q:
+            raise ValueError(f"logQ correction is defined for the sampled softmax only, not loss={self.loss!r}; "
+                             "turn it off (--nologq)")
+
+    @property
+    def uses_in_batch(self) -> bool:
+        return self.negatives in ("in_batch", "mixed")
+
+    @property
+    def uses_global(self) -> bool:
+        return self.negatives in ("global", "mixed")
 
 
 def make_trainer_config(overrides: Mapping[str, Any] | None = None) -> TrainerConfig:
@@ -69,16 +113,6 @@ def make_trainer_config(overrides: Mapping[str, Any] | None = None) -> TrainerCo
     config = TrainerConfig(**overrides)
     config.validate()
     return config
-
-
-def item_log_frequency(item_codes: np.ndarray, vocab_size: int) -> np.ndarray:
-    """log(count_j / N) per encoded item j over training positives: float32 [vocab_size].
-
-    Items never seen in training cannot be in-batch candidates; they get log(1 / N).
-    """
-    counts = np.bincount(np.asarray(item_codes, np.int64), minlength=vocab_size).astype(np.float64)
-    total = counts.sum()
-    return np.log(np.maximum(counts, 1.0) / total).astype(np.float32)
 
 
 def model_fingerprint(model) -> dict[str, Any]:
@@ -127,8 +161,13 @@ def check_manifest(checkpoint_dir: str, model) -> None:
                 f"{saved.get(key)!r} there, {value!r} here")
 
 
+def gather_rows(table: Mapping[str, tf.Tensor], rows: tf.Tensor) -> dict[str, tf.Tensor]:
+    """``{feature: [I, ...]}`` item table, int rows [M] -> ``{feature: [M, ...]}``."""
+    return {name: tf.gather(values, rows) for name, values in table.items()}
+
+
 class Trainer:
-    """Fits any ``TwoTowerModel`` with in-batch sampled softmax; see the module docstring."""
+    """Fits any ``TwoTowerModel``; see the module docstring."""
 
     def __init__(self, model, config: TrainerConfig | None = None, **overrides: Any):
         if config is not None and overrides:
@@ -139,7 +178,7 @@ class Trainer:
         tf.keras.utils.set_random_seed(self.config.seed)
         model.build_weights()
         self.optimizer = tf.keras.optimizers.Adam(self.config.learning_rate)
-        self.loss_layer = SampledSoftmaxLoss(self.config.logq_correction, self.config.remove_accidental_hits)
+        self.loss_layer = make_loss(self.config.loss, self.config.margin)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self._checkpoint = tf.train.Checkpoint(model=model, optimizer=self.optimizer, epoch=self.epoch)
         self._manager = None
@@ -147,8 +186,10 @@ class Trainer:
             self._manager = tf.train.CheckpointManager(self._checkpoint, self.config.checkpoint_dir,
                                                        max_to_keep=self.config.max_checkpoints)
         self._item_id = model.feature_spec.item_id_feature
-        self._log_q = tf.Variable(tf.zeros([model.feature_spec.item_id.vocab_size]), trainable=False,
-                                  name="item_log_q")
+        self._log_freq = tf.Variable(tf.zeros([model.feature_spec.item_id.vocab_size]), trainable=False,
+                                     name="item_log_frequency")
+        self._item_table: dict[str, tf.Tensor] | None = None
+        self._sampler: AliasSampler | None = None
         self._train_step = tf.function(self._step, reduce_retracing=True)
 
     # ------------------------------------------------------------------ checkpoints
@@ -168,44 +209,143 @@ class Trainer:
         write_json_atomic(os.path.join(self.config.checkpoint_dir, MANIFEST_NAME), model_fingerprint(self.model))
         return self._manager.save(checkpoint_number=int(self.epoch.numpy()))
 
-    # ------------------------------------------------------------------ training
+    # ------------------------------------------------------------------ one batch
+    def candidate_matrix(self, towers: dict[str, tf.Tensor], batch: dict[str, tf.Tensor]):
+        """Similarities, per-source log q and item codes of every candidate column, and the
+        positive's column per row: ([B, C], [B, C], [B, C], [B]).
+
+        ``towers`` are the model's outputs for the batch's (user, positive item) pairs; ``batch``
+        holds the positives' item codes and, with hard negatives, their item-table rows."""
+        config, model = self.config, self.model
+        users, positives = towers["user"], towers["item"]
+        codes = batch[self._item_id]
+        hard_rows = batch.get(HARD_NEGATIVES_KEY)
+        batch = tf.shape(codes)[0]
+        similarities, log_q, ids = [], [], []
+        if config.uses_in_batch:
+            similarities.append(model.similarity(users, positives))
+            row = tf.gather(self._log_freq, codes) + tf.math.log(tf.cast(batch, tf.float32))
+            log_q.append(tf.tile(row[tf.newaxis, :], [batch, 1]))
+            ids.append(tf.tile(codes[tf.newaxis, :], [batch, 1]))
+            positive_columns = tf.range(batch)
+        else:
+            similarities.append(tf.reduce_sum(users * positives, axis=-1, keepdims=True))
+            log_q.append(self._global_log_q(codes)[:, tf.newaxis])
+            ids.append(codes[:, tf.newaxis])
+            positive_columns = tf.zeros([batch], tf.int32)
+        if config.uses_global:
+            rows, sampled_log_q = self._sampler.sample(config.num_global_negatives)
+            sampled = gather_rows(self._item_table, rows)
+            similarities.append(model.similarity(users, model.item_embedding(sampled, training=True)))
+            log_q.append(tf.tile(sampled_log_q[tf.newaxis, :], [batch, 1]))
+            ids.append(tf.tile(sampled[self._item_id][tf.newaxis, :], [batch, 1]))
+        if config.hard_negatives:
+            hard = gather_rows(self._item_table, tf.reshape(hard_rows, [-1]))  # [B, H] item-table rows
+            vectors = tf.reshape(model.item_embedding(hard, training=True), [batch, config.hard_negatives, -1])
+            similarities.append(tf.einsum("bd,bhd->bh", users, vectors))
+            log_q.append(tf.zeros([batch, config.hard_negatives]))  # chosen by rank, not frequency
+            ids.append(tf.reshape(hard[self._item_id], [batch, config.hard_negatives]))
+        return (tf.concat(similarities, 1), tf.concat(log_q, 1), tf.concat(ids, 1), positive_columns)
+
+    def _global_log_q(self, codes: tf.Tensor) -> tf.Tensor:
+        """log(M · p) of the positives' items under the global sampler (the positive's own
+        correction when it is the only non-sampled column)."""
+        return (tf.gather(self._code_log_p, codes)
+                + tf.math.log(tf.cast(self.config.num_global_negatives, tf.float32)))
+
     def _step(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
-        item_ids = batch[self._item_id]
+        features = {k: v for k, v in batch.items() if not k.startswith("__")}
+        codes = batch[self._item_id]
         with tf.GradientTape() as tape:
-            towers = self.model(batch, training=True)
-            logits = self.model.logits(towers["user"], towers["item"])
-            loss = self.loss_layer(logits, item_ids, item_ids, tf.gather(self._log_q, item_ids))
-            loss += self.model.auxiliary_loss(towers["user"], towers["item"], batch, training=True)
+            towers = self.model(features, training=True)
+            similarities, log_q, ids, positive_columns = self.candidate_matrix(towers, batch)
+            negatives = valid_negative_mask(codes, ids, positive_columns, tf.shape(similarities)[1],
+                                            self.config.remove_accidental_hits)
+            loss = self.loss_layer(similarities, positive_columns, negatives, self.model.temperature.value,
+                                   log_q if self.config.logq_correction else None, batch.get(SAMPLE_WEIGHT_KEY))
+            loss += self.model.auxiliary_loss(towers["user"], towers["item"], features, training=True)
             if self.model.losses:
                 loss += tf.add_n(self.model.losses)
         variables = self.model.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
-    def fit(self, examples: Mapping[str, np.ndarray], verbose: bool = True) -> list[dict[str, float]]:
+    # ------------------------------------------------------------------ training
+    def _prepare(self, examples: Mapping[str, np.ndarray], item_table: Mapping[str, np.ndarray] | None,
+                 sample_weight: np.ndarray | None, hard_negatives: np.ndarray | None) -> dict[str, np.ndarray]:
+        size = num_rows(examples)
+        spec = self.model.feature_spec
+        missing = sorted(set(spec.names) - set(examples))
+        if missing:
+            raise ValueError(f"training examples lack feature(s) {missing}; got {sorted(examples)}")
+        codes = np.asarray(examples[self._item_id])
+        vocab = spec.item_id.vocab_size
+        if codes.min() < 0 or codes.max() >= vocab:
+            raise ValueError(f"{self._item_id} codes must be in [0, {vocab}), got range "
+                             f"[{codes.min()}, {codes.max()}]: were the examples encoded with this spec?")
+        counts = np.bincount(codes.astype(np.int64), minlength=vocab)
+        self._log_freq.assign(np.log(np.maximum(counts, 1) / counts.sum()).astype(np.float32))
+        arrays = {name: np.asarray(examples[name]) for name in spec.names}
+        needs_table = self.config.uses_global or self.config.hard_negatives
+        if needs_table:
+            if item_table is None:
+                raise ValueError(f"negatives={self.config.negatives!r} with hard_negatives="
+                                 f"{self.config.hard_negatives} needs item_table= (the encoded item corpus)")
+            missing = sorted({f.name for f in spec.item_features} - set(item_table))
+            if missing:
+                raise ValueError(f"item_table lacks item feature(s) {missing}")
+            num_rows({k: item_table[k] for k in (f.name for f in spec.item_features)})
+            self._item_table = {f.name: tf.constant(item_table[f.name]) for f in spec.item_features}
+            table_codes = np.asarray(item_table[self._item_id], np.int64)
+            row_probabilities = unigram_probabilities(counts[table_codes], self.config.alpha)
+            self._sampler = AliasSampler(row_probabilities, seed=self.config.seed)
+            code_p = np.zeros(vocab)
+            code_p[table_codes] = row_probabilities
+            self._code_log_p = tf.constant(np.log(np.maximum(code_p, 1e-30)), tf.float32)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, np.float32)
+            if sample_weight.shape != (size,) or not np.all(np.isfinite(sample_weight)) or sample_weight.min() < 0:
+                raise ValueError(f"sample_weight must be finite, non-negative, shape ({size},); got shape "
+                                 f"{sample_weight.shape}")
+            arrays[SAMPLE_WEIGHT_KEY] = sample_weight
+        if self.config.hard_negatives:
+            if hard_negatives is None:
+                raise ValueError(f"hard_negatives={self.config.hard_negatives} needs hard_negatives= rows "
+                                 "(see tower_zoo.training.hard_negatives.mine_hard_negatives)")
+            hard_negatives = np.asarray(hard_negatives, np.int32)
+            expected = (size, self.config.hard_negatives)
+            if hard_negatives.shape != expected:
+                raise ValueError(f"hard_negatives must have shape {expected}, got {hard_negatives.shape}")
+            arrays[HARD_NEGATIVES_KEY] = hard_negatives
+        return arrays
+
+    def fit(self, examples: Mapping[str, np.ndarray], item_table: Mapping[str, np.ndarray] | None = None,
+            sample_weight: np.ndarray | None = None, hard_negatives: np.ndarray | None = None,
+            verbose: bool = True) -> list[dict[str, float]]:
         """Trains for the configured epochs (resuming from a checkpoint when one exists).
 
         Args:
           examples: ``{feature: [R] or [R, L]}`` encoded arrays of positive (user, item) pairs,
             holding every feature both towers read.
+          item_table: the encoded item corpus ``{item feature: [I, ...]}``; needed for global
+            negatives and hard negatives.
+          sample_weight: [R] per-example weights (e.g. fused multi-objective labels).
+          hard_negatives: int [R, hard_negatives] rows of ``item_table`` per example.
         Returns:
           One dict per epoch run: epoch, loss (mean over steps), seconds, examples_per_second.
         """
-        size = num_rows(examples)
-        missing = sorted(set(self.model.feature_spec.names) - set(examples))
-        if missing:
-            raise ValueError(f"training examples lack feature(s) {missing}; got {sorted(examples)}")
-        codes = np.asarray(examples[self._item_id])
-        vocab = self.model.feature_spec.item_id.vocab_size
-        if codes.min() < 0 or codes.max() >= vocab:
-            raise ValueError(f"{self._item_id} codes must be in [0, {vocab}), got range "
-                             f"[{codes.min()}, {codes.max()}]: were the examples encoded with this spec?")
-        self._log_q.assign(item_log_frequency(codes, vocab))
+        arrays = self._prepare(examples, item_table, sample_weight, hard_negatives)
+        codes = arrays[self._item_id]
         start_epoch = self.restore()
         history = []
         for epoch in range(start_epoch, self.config.epochs):
-            dataset = make_dataset(examples, self.config.batch_size, shuffle=True,
-                                   seed=self.config.seed + epoch)
+            epoch_arrays = arrays
+            if self.config.downsample_threshold:
+                kept = downsample_positives(codes, self.model.feature_spec.item_id.vocab_size,
+                                            self.config.downsample_threshold,
+                                            np.random.default_rng(self.config.seed + epoch))
+                epoch_arrays = {name: values[kept] for name, values in arrays.items()}
+            dataset = make_dataset(epoch_arrays, self.config.batch_size, shuffle=True, seed=self.config.seed + epoch)
             started, total, steps = time.perf_counter(), 0.0, 0
             for batch in dataset:
                 loss = float(self._train_step(batch))
@@ -218,7 +358,7 @@ class Trainer:
             self.epoch.assign(epoch + 1)
             self.save()
             record = {"epoch": epoch + 1, "loss": total / steps, "seconds": seconds,
-                      "examples_per_second": size / seconds}
+                      "examples_per_second": num_rows(epoch_arrays) / seconds}
             history.append(record)
             if verbose:
                 print(f"epoch {epoch + 1}/{self.config.epochs}  loss {record['loss']:.4f}  "

@@ -1,0 +1,203 @@
+"""The ``tower-zoo`` command line (absl).
+
+    tower-zoo list [--kind retrieval]
+    tower-zoo train --model dssm --dataset movielens-100k --epochs 5 --out runs/dssm [--set temperature=0.1]
+    tower-zoo evaluate --run runs/dssm [--ks 10,50,100] [--noscann]
+    tower-zoo benchmark --models mf,dssm --epochs 5 --out runs/bench
+
+``train`` evaluates the trained model right away unless ``--noevaluate``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from absl import app, flags
+
+import tower_zoo
+from tower_zoo import registry
+
+FLAGS = flags.FLAGS
+COMMANDS = ("list", "train", "evaluate", "benchmark")
+
+flags.DEFINE_string("model", "dssm", "Registered model name (see `tower-zoo list`).")
+flags.DEFINE_list("models", ["mf", "dssm"], "Models for `benchmark`.")
+flags.DEFINE_string("dataset", "movielens-100k", "Dataset name: movielens-100k, movielens-1m, synthetic.")
+flags.DEFINE_string("data_dir", None, "Directory with GroupLens files (u.data... or ratings.dat...).")
+flags.DEFINE_string("out", None, "Run directory to write (train, benchmark).")
+flags.DEFINE_string("run", None, "Run directory to read (evaluate).")
+flags.DEFINE_integer("epochs", 5, "Training epochs.")
+flags.DEFINE_integer("batch_size", 512, "Training batch size (also the number of in-batch negatives).")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_integer("seed", 42, "Random seed.")
+flags.DEFINE_boolean("logq", True, "Apply logQ correction to in-batch negatives.")
+flags.DEFINE_multi_string("set", [], "Model config override key=value (repeatable), e.g. --set hidden_units=256,64.")
+flags.DEFINE_list("ks", ["10", "50", "100"], "Cut-offs K for Recall/HitRate/NDCG@K.")
+flags.DEFINE_boolean("scann", True, "Also evaluate with a ScaNN index (exact search always runs).")
+flags.DEFINE_boolean("evaluate", True, "Evaluate after `train`.")
+flags.DEFINE_enum("kind", None, ["retrieval", "pre_ranking"], "Filter for `list`.")
+
+
+class UsageError(ValueError):
+    """A command-line mistake: printed without a traceback."""
+
+
+def parse_value(key: str, text: str, default: Any) -> Any:
+    """Parses ``text`` for a config field whose default is ``default`` (its type guides parsing)."""
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, tuple) or default is None:
+            parts = [p.strip() for p in text.split(",") if p.strip()]
+            return tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts)
+        return text
+    except ValueError as err:
+        raise UsageError(f"--set {key}={text}: expected a {type(default).__name__}") from err
+
+
+def parse_overrides(model_name: str, assignments: Sequence[str]) -> dict[str, Any]:
+    """``["k=v", ...]`` -> typed overrides for ``model_name``'s config (unknown keys are an error)."""
+    config_class = registry.model_config_class(model_name)
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else None)
+                for f in dataclasses.fields(config_class)}
+    overrides = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep:
+            raise UsageError(f"--set expects key=value, got {assignment!r}")
+        key = key.strip()
+        if key not in defaults:
+            raise UsageError(f"--set {key}: unknown config key for model {model_name!r}; "
+                             f"valid keys: {', '.join(defaults)}")
+        overrides[key] = parse_value(key, text, defaults[key])
+    return overrides
+
+
+def _ks() -> tuple[int, ...]:
+    try:
+        ks = tuple(sorted({int(k) for k in FLAGS.ks}))
+    except ValueError as err:
+        raise UsageError(f"--ks must be integers, got {FLAGS.ks}") from err
+    if not ks or ks[0] < 1:
+        raise UsageError(f"--ks must be positive, got {FLAGS.ks}")
+    return ks
+
+
+def _trainer_overrides() -> dict[str, Any]:
+    return {"epochs": FLAGS.epochs, "batch_size": FLAGS.batch_size, "learning_rate": FLAGS.learning_rate,
+            "seed": FLAGS.seed, "logq_correction": FLAGS.logq}
+
+
+def _summary_columns(ks: Sequence[int]) -> list[str]:
+    return [f"recall@{k}" for k in ks] + [f"ndcg@{ks[0]}", f"hit_rate@{ks[0]}", f"mrr@{max(ks)}"]
+
+
+def _report_rows(name: str, reports: dict[str, Any]) -> dict[str, dict[str, float]]:
+    rows = {}
+    for method, values in reports["model"].metrics.items():
+        rows[f"{name} ({method})"] = values
+    if "popularity" in reports:
+        rows["most-popular"] = reports["popularity"].metrics["exact"]
+    return rows
+
+
+def _evaluate_and_print(name: str, model, split, run_dir: str) -> dict[str, Any]:
+    from tower_zoo.runs import evaluate_split, metrics_table
+    from tower_zoo.training.trainer import write_json_atomic
+
+    ks = _ks()
+    reports = evaluate_split(model, split, ks=ks, use_scann=FLAGS.scann)
+    print()
+    print(metrics_table(_report_rows(name, reports), _summary_columns(ks)))
+    print()
+    print(reports["model"].to_markdown())
+    write_json_atomic(os.path.join(run_dir, "metrics.json"),
+                      {key: report.to_dict() for key, report in reports.items()})
+    print(f"\nmetrics written to {os.path.join(run_dir, 'metrics.json')}")
+    return reports
+
+
+def cmd_list() -> None:
+    for name in tower_zoo.list_models(kind=FLAGS.kind):
+        model_class = registry._lookup(name)[1]
+        doc = (model_class.__doc__ or "").strip().splitlines()[0]
+        print(f"{name:22s} {getattr(model_class, 'model_kind', '?'):12s} {doc}")
+
+
+def cmd_train() -> None:
+    from tower_zoo.runs import train_run
+
+    if not FLAGS.out:
+        raise UsageError("train needs --out DIR")
+    overrides = parse_overrides(FLAGS.model, FLAGS.set)
+    model, split, _ = train_run(FLAGS.out, FLAGS.model, FLAGS.dataset, FLAGS.data_dir, overrides,
+                                _trainer_overrides())
+    print(f"run saved to {FLAGS.out}")
+    if FLAGS.evaluate:
+        _evaluate_and_print(FLAGS.model, model, split, FLAGS.out)
+
+
+def cmd_evaluate() -> None:
+    from tower_zoo.runs import load_run
+
+    if not FLAGS.run:
+        raise UsageError("evaluate needs --run DIR (a directory written by `tower-zoo train`)")
+    model, split, record = load_run(FLAGS.run)
+    _evaluate_and_print(record["model"], model, split, FLAGS.run)
+
+
+def cmd_benchmark() -> None:
+    from tower_zoo.data.catalog import load_dataset
+    from tower_zoo.runs import evaluate_split, metrics_table, train_run
+
+    if not FLAGS.out:
+        raise UsageError("benchmark needs --out DIR")
+    for name in FLAGS.models:
+        registry.model_config_class(name)  # fail fast on a typo, before any training
+    data = load_dataset(FLAGS.dataset, FLAGS.data_dir)
+    ks = _ks()
+    rows, timings = {}, {}
+    for name in FLAGS.models:
+        model, split, history = train_run(os.path.join(FLAGS.out, name), name, FLAGS.dataset, FLAGS.data_dir,
+                                          {}, _trainer_overrides(), data=data)
+        reports = evaluate_split(model, split, ks=ks, use_scann=FLAGS.scann, with_popularity=not rows)
+        rows.update(_report_rows(name, reports))
+        timings[name] = sum(h["seconds"] for h in history) / len(history)
+    print()
+    print(metrics_table(rows, _summary_columns(ks)))
+    print("\nseconds per epoch: " + ", ".join(f"{n} {s:.1f}" for n, s in timings.items()))
+    with open(os.path.join(FLAGS.out, "benchmark.json"), "w") as handle:
+        json.dump({"metrics": rows, "seconds_per_epoch": timings}, handle, indent=2)
+
+
+def main(argv: Sequence[str]) -> int:
+    commands = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "benchmark": cmd_benchmark}
+    if len(argv) != 2 or argv[1] not in commands:
+        print(f"usage: tower-zoo {{{'|'.join(COMMANDS)}}} [flags]; got {' '.join(argv[1:]) or 'no command'}",
+              file=sys.stderr)
+        return 2
+    try:
+        commands[argv[1]]()
+    except (UsageError, ValueError, FileNotFoundError) as err:
+        print(f"tower-zoo {argv[1]}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
