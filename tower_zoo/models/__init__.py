@@ -3,5 +3,7 @@
 from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel
 from tower_zoo.models.dssm import DSSM, DSSMConfig
 from tower_zoo.models.mf import MatrixFactorization, MFConfig
+from tower_zoo.models.multi_objective import MultiObjectiveConfig, MultiObjectiveModel
 
-__all__ = ["TwoTowerConfig", "TwoTowerModel", "DSSM", "DSSMConfig", "MatrixFactorization", "MFConfig"]
+__all__ = ["TwoTowerConfig", "TwoTowerModel", "DSSM", "DSSMConfig", "MatrixFactorization", "MFConfig",
+           "MultiObjectiveConfig", "MultiObjectiveModel"]

@@ -49,6 +49,11 @@ SAMPLE_WEIGHT_KEY = "__sample_weight__"
 HARD_NEGATIVES_KEY = "__hard_negatives__"
 
 
+def objective_key(name: str) -> str:
+    """Dataset key of objective ``name``'s labels."""
+    return f"__label_{name}__"
+
+
 @dataclasses.dataclass
 class TrainerConfig:
     """Training hyper-parameters (all overridable as ``Trainer(model, **overrides)``)."""
@@ -210,13 +215,16 @@ class Trainer:
         return self._manager.save(checkpoint_number=int(self.epoch.numpy()))
 
     # ------------------------------------------------------------------ one batch
-    def candidate_matrix(self, towers: dict[str, tf.Tensor], batch: dict[str, tf.Tensor]):
+    def candidate_matrix(self, towers: dict[str, tf.Tensor], batch: dict[str, tf.Tensor], item_vectors=None):
         """Similarities, per-source log q and item codes of every candidate column, and the
         positive's column per row: ([B, C], [B, C], [B, C], [B]).
 
         ``towers`` are the model's outputs for the batch's (user, positive item) pairs; ``batch``
-        holds the positives' item codes and, with hard negatives, their item-table rows."""
+        holds the positives' item codes and, with hard negatives, their item-table rows.
+        ``item_vectors(features) -> [M, D]`` embeds sampled items (default: the item tower)."""
         config, model = self.config, self.model
+        if item_vectors is None:
+            item_vectors = lambda features: model.item_embedding(features, training=True)  # noqa: E731
         users, positives = towers["user"], towers["item"]
         codes = batch[self._item_id]
         hard_rows = batch.get(HARD_NEGATIVES_KEY)
@@ -236,12 +244,12 @@ class Trainer:
         if config.uses_global:
             rows, sampled_log_q = self._sampler.sample(config.num_global_negatives)
             sampled = gather_rows(self._item_table, rows)
-            similarities.append(model.similarity(users, model.item_embedding(sampled, training=True)))
+            similarities.append(model.similarity(users, item_vectors(sampled)))
             log_q.append(tf.tile(sampled_log_q[tf.newaxis, :], [batch, 1]))
             ids.append(tf.tile(sampled[self._item_id][tf.newaxis, :], [batch, 1]))
         if config.hard_negatives:
             hard = gather_rows(self._item_table, tf.reshape(hard_rows, [-1]))  # [B, H] item-table rows
-            vectors = tf.reshape(model.item_embedding(hard, training=True), [batch, config.hard_negatives, -1])
+            vectors = tf.reshape(item_vectors(hard), [batch, config.hard_negatives, -1])
             similarities.append(tf.einsum("bd,bhd->bh", users, vectors))
             log_q.append(tf.zeros([batch, config.hard_negatives]))  # chosen by rank, not frequency
             ids.append(tf.reshape(hard[self._item_id], [batch, config.hard_negatives]))
@@ -253,17 +261,36 @@ class Trainer:
         return (tf.gather(self._code_log_p, codes)
                 + tf.math.log(tf.cast(self.config.num_global_negatives, tf.float32)))
 
+    def _batch_loss(self, towers, batch, item_vectors=None, sample_weight=None) -> tf.Tensor:
+        similarities, log_q, ids, positive_columns = self.candidate_matrix(towers, batch, item_vectors)
+        negatives = valid_negative_mask(batch[self._item_id], ids, positive_columns, tf.shape(similarities)[1],
+                                        self.config.remove_accidental_hits)
+        return self.loss_layer(similarities, positive_columns, negatives, self.model.temperature.value,
+                               log_q if self.config.logq_correction else None, sample_weight)
+
+    def _objective_losses(self, features, batch) -> tf.Tensor:
+        """Multi-objective models: the loss of each head on the examples positive for it."""
+        model = self.model
+        users = model.objective_user_embedding(features, training=True)
+        items = model.objective_item_embedding(features, training=True)
+        total = tf.constant(0.0)
+        for k, name in enumerate(model.objective_names):
+            weight = batch[objective_key(name)]
+            if SAMPLE_WEIGHT_KEY in batch:
+                weight = weight * batch[SAMPLE_WEIGHT_KEY]
+            head_vectors = lambda f, k=k: model.objective_item_embedding(f, training=True)[:, k]  # noqa: E731
+            total += self._batch_loss({"user": users[:, k], "item": items[:, k]}, batch, head_vectors, weight)
+        return total
+
     def _step(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
         features = {k: v for k, v in batch.items() if not k.startswith("__")}
-        codes = batch[self._item_id]
         with tf.GradientTape() as tape:
-            towers = self.model(features, training=True)
-            similarities, log_q, ids, positive_columns = self.candidate_matrix(towers, batch)
-            negatives = valid_negative_mask(codes, ids, positive_columns, tf.shape(similarities)[1],
-                                            self.config.remove_accidental_hits)
-            loss = self.loss_layer(similarities, positive_columns, negatives, self.model.temperature.value,
-                                   log_q if self.config.logq_correction else None, batch.get(SAMPLE_WEIGHT_KEY))
-            loss += self.model.auxiliary_loss(towers["user"], towers["item"], features, training=True)
+            if getattr(self.model, "objective_names", None):
+                loss = self._objective_losses(features, batch)
+            else:
+                towers = self.model(features, training=True)
+                loss = self._batch_loss(towers, batch, sample_weight=batch.get(SAMPLE_WEIGHT_KEY))
+                loss += self.model.auxiliary_loss(towers["user"], towers["item"], features, training=True)
             if self.model.losses:
                 loss += tf.add_n(self.model.losses)
         variables = self.model.trainable_variables
@@ -272,7 +299,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def _prepare(self, examples: Mapping[str, np.ndarray], item_table: Mapping[str, np.ndarray] | None,
-                 sample_weight: np.ndarray | None, hard_negatives: np.ndarray | None) -> dict[str, np.ndarray]:
+                 sample_weight: np.ndarray | None, hard_negatives: np.ndarray | None,
+                 objective_labels: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         size = num_rows(examples)
         spec = self.model.feature_spec
         missing = sorted(set(spec.names) - set(examples))
@@ -317,11 +345,26 @@ class Trainer:
             if hard_negatives.shape != expected:
                 raise ValueError(f"hard_negatives must have shape {expected}, got {hard_negatives.shape}")
             arrays[HARD_NEGATIVES_KEY] = hard_negatives
+        objectives = getattr(self.model, "objective_names", None)
+        if objectives:
+            missing = [o for o in objectives if o not in (objective_labels or {})]
+            if missing:
+                raise ValueError(f"model {self.model.model_name!r} has objectives {list(objectives)}: pass "
+                                 f"objective_labels= with labels for {missing}")
+            for name in objectives:
+                labels = np.asarray(objective_labels[name], np.float32)
+                if labels.shape != (size,) or not np.all(np.isfinite(labels)):
+                    raise ValueError(f"objective_labels[{name!r}] must be finite with shape ({size},), "
+                                     f"got {labels.shape}")
+                arrays[objective_key(name)] = labels
+        elif objective_labels:
+            raise ValueError(f"objective_labels given but model {self.model.model_name!r} has one objective; "
+                             "fuse them with fuse_label_weights into sample_weight")
         return arrays
 
     def fit(self, examples: Mapping[str, np.ndarray], item_table: Mapping[str, np.ndarray] | None = None,
             sample_weight: np.ndarray | None = None, hard_negatives: np.ndarray | None = None,
-            verbose: bool = True) -> list[dict[str, float]]:
+            objective_labels: Mapping[str, np.ndarray] | None = None, verbose: bool = True) -> list[dict[str, float]]:
         """Trains for the configured epochs (resuming from a checkpoint when one exists).
 
         Args:
@@ -331,10 +374,11 @@ class Trainer:
             negatives and hard negatives.
           sample_weight: [R] per-example weights (e.g. fused multi-objective labels).
           hard_negatives: int [R, hard_negatives] rows of ``item_table`` per example.
+          objective_labels: ``{objective: [R] 0/1}`` for multi-objective models (one head each).
         Returns:
           One dict per epoch run: epoch, loss (mean over steps), seconds, examples_per_second.
         """
-        arrays = self._prepare(examples, item_table, sample_weight, hard_negatives)
+        arrays = self._prepare(examples, item_table, sample_weight, hard_negatives, objective_labels)
         codes = arrays[self._item_id]
         start_epoch = self.restore()
         history = []
