@@ -43,12 +43,10 @@ class Temperature(tf.keras.layers.Layer):
         self.learnable = learnable
         self.min_value = min_value
         self.max_value = max_value
-
-    def build(self, input_shape: tf.TensorShape) -> None:
+        # Created here, not in build(): ``value`` is read before the layer is ever called.
         self.log_temperature = self.add_weight(
-            "log_temperature", shape=(), trainable=self.learnable,
+            "log_temperature", shape=(), trainable=learnable,
             initializer=tf.keras.initializers.Constant(math.log(self.initial)))
-        super().build(input_shape)
 
     @property
     def value(self) -> tf.Tensor:
