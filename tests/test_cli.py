@@ -60,3 +60,12 @@ def test_errors_are_one_clear_line(tmp_path):
     assert result.returncode == 2 and "usage: tower-zoo" in result.stderr
     result = _cli("train", "--dataset", "movielens-1m", "--out", str(tmp_path), check=False)
     assert result.returncode == 2 and "needs --data_dir" in result.stderr
+    result = _cli("train", "--dataset", "synthetic", "--loss", "hinge", "--logq", "--out", str(tmp_path / "h"),
+                  check=False)
+    assert result.returncode == 2 and "logQ correction is defined for the sampled softmax only" in result.stderr
+    result = _cli("train", "--dataset", "synthetic", "--hard_negatives", "4", "--out", str(tmp_path / "x"),
+                  check=False)
+    assert result.returncode == 2 and "--hard_negatives_from" in result.stderr
+    result = _cli("train", "--dataset", "synthetic", "--temperature", "0.1", "--set", "temperature=0.2",
+                  "--out", str(tmp_path / "y"), check=False)
+    assert result.returncode == 2 and "contradicts" in result.stderr

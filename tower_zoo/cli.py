@@ -34,7 +34,19 @@ flags.DEFINE_integer("epochs", 5, "Training epochs.")
 flags.DEFINE_integer("batch_size", 512, "Training batch size (also the number of in-batch negatives).")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("seed", 42, "Random seed.")
-flags.DEFINE_boolean("logq", True, "Apply logQ correction to in-batch negatives.")
+flags.DEFINE_enum("negatives", "in_batch", ["in_batch", "global", "mixed"], "Negative source.")
+flags.DEFINE_integer("num_global_negatives", 256, "Global negatives per batch (global / mixed).")
+flags.DEFINE_float("alpha", 0.75, "Global sampler: probability proportional to count^alpha.")
+flags.DEFINE_integer("hard_negatives", 0, "Hard negatives per example, mined from --hard_negatives_from.")
+flags.DEFINE_string("hard_negatives_from", None, "Run directory of the model whose ranking gives hard negatives.")
+flags.DEFINE_list("hard_rank_range", ["101", "500"], "Rank band (1-based, inclusive) hard negatives come from.")
+flags.DEFINE_enum("loss", "softmax", ["softmax", "bce", "hinge", "bpr", "triplet_logistic"], "Training loss.")
+flags.DEFINE_float("margin", 0.1, "Margin of the hinge loss.")
+flags.DEFINE_boolean("logq", None, "logQ correction per negative source (default: on for softmax only).")
+flags.DEFINE_float("temperature", None, "Model temperature (shortcut for --set temperature=T).")
+flags.DEFINE_boolean("learnable_temperature", None, "Learn the temperature (shortcut for --set).")
+flags.DEFINE_float("downsample_threshold", 0.0, "Positive down-sampling threshold t (word2vec); 0 = off.")
+flags.DEFINE_list("objective_weights", [], "Fused label weights, e.g. click=1,like=2 (objectives from ratings).")
 flags.DEFINE_multi_string("set", [], "Model config override key=value (repeatable), e.g. --set hidden_units=256,64.")
 flags.DEFINE_list("ks", ["10", "50", "100"], "Cut-offs K for Recall/HitRate/NDCG@K.")
 flags.DEFINE_boolean("scann", True, "Also evaluate with a ScaNN index (exact search always runs).")
@@ -95,7 +107,41 @@ def _ks() -> tuple[int, ...]:
 
 def _trainer_overrides() -> dict[str, Any]:
     return {"epochs": FLAGS.epochs, "batch_size": FLAGS.batch_size, "learning_rate": FLAGS.learning_rate,
-            "seed": FLAGS.seed, "logq_correction": FLAGS.logq}
+            "seed": FLAGS.seed, "logq_correction": FLAGS.logq, "negatives": FLAGS.negatives,
+            "num_global_negatives": FLAGS.num_global_negatives, "alpha": FLAGS.alpha,
+            "hard_negatives": FLAGS.hard_negatives, "loss": FLAGS.loss, "margin": FLAGS.margin,
+            "downsample_threshold": FLAGS.downsample_threshold}
+
+
+def _model_overrides(model_name: str) -> dict[str, Any]:
+    overrides = parse_overrides(model_name, FLAGS.set)
+    for key in ("temperature", "learnable_temperature"):
+        value = getattr(FLAGS, key)
+        if value is not None:
+            if key in overrides and overrides[key] != value:
+                raise UsageError(f"--{key}={value} contradicts --set {key}={overrides[key]}")
+            overrides[key] = value
+    return overrides
+
+
+def _training_extras() -> dict[str, Any]:
+    try:
+        low, high = (int(x) for x in FLAGS.hard_rank_range)
+    except ValueError as err:
+        raise UsageError(f"--hard_rank_range needs two integers, got {FLAGS.hard_rank_range}") from err
+    weights = {}
+    for item in FLAGS.objective_weights:
+        name, sep, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError as err:
+            raise UsageError(f"--objective_weights expects name=number, got {item!r}") from err
+        if not sep:
+            raise UsageError(f"--objective_weights expects name=number, got {item!r}")
+    if FLAGS.hard_negatives and not FLAGS.hard_negatives_from:
+        raise UsageError("--hard_negatives needs --hard_negatives_from RUN_DIR (the model that ranks them)")
+    return {"hard_negatives_from": FLAGS.hard_negatives_from, "hard_rank_range": (low, high),
+            "objective_weights": weights}
 
 
 def _summary_columns(ks: Sequence[int]) -> list[str]:
@@ -139,9 +185,8 @@ def cmd_train() -> None:
 
     if not FLAGS.out:
         raise UsageError("train needs --out DIR")
-    overrides = parse_overrides(FLAGS.model, FLAGS.set)
-    model, split, _ = train_run(FLAGS.out, FLAGS.model, FLAGS.dataset, FLAGS.data_dir, overrides,
-                                _trainer_overrides())
+    model, split, _ = train_run(FLAGS.out, FLAGS.model, FLAGS.dataset, FLAGS.data_dir,
+                                _model_overrides(FLAGS.model), _trainer_overrides(), **_training_extras())
     print(f"run saved to {FLAGS.out}")
     if FLAGS.evaluate:
         _evaluate_and_print(FLAGS.model, model, split, FLAGS.out)
@@ -169,7 +214,7 @@ def cmd_benchmark() -> None:
     rows, timings = {}, {}
     for name in FLAGS.models:
         model, split, history = train_run(os.path.join(FLAGS.out, name), name, FLAGS.dataset, FLAGS.data_dir,
-                                          {}, _trainer_overrides(), data=data)
+                                          {}, _trainer_overrides(), data=data, **_training_extras())
         reports = evaluate_split(model, split, ks=ks, use_scann=FLAGS.scann, with_popularity=not rows)
         rows.update(_report_rows(name, reports))
         timings[name] = sum(h["seconds"] for h in history) / len(history)

@@ -21,6 +21,8 @@ from tower_zoo.data.splits import RetrievalSplit, leave_last_out
 from tower_zoo.data.spec import FeatureSpec
 from tower_zoo.evaluation import RetrievalEvaluator
 from tower_zoo.registry import create_model
+from tower_zoo.training.hard_negatives import mine_hard_negatives
+from tower_zoo.training.objectives import fuse_label_weights, movielens_objectives
 from tower_zoo.training.trainer import Trainer, make_trainer_config, write_json_atomic, check_manifest
 
 RUN_FILE = "run.json"
@@ -51,14 +53,40 @@ def read_run(run_dir: str) -> dict[str, Any]:
         raise ValueError(f"run file {path!r} is corrupt: {err}") from err
 
 
+def training_inputs(model, split: RetrievalSplit, trainer_config, hard_negatives_from: str | None = None,
+                    hard_rank_range: tuple[int, int] = (101, 500),
+                    objective_weights: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The keyword arguments of ``Trainer.fit`` beyond the examples: the item table, hard negatives
+    mined with the model of run ``hard_negatives_from``, and multi-objective labels or weights
+    (objectives from ratings: click = any rating, like = rating >= 4)."""
+    examples = split.examples("train")
+    item_table, _ = split.candidates()
+    inputs: dict[str, Any] = {"item_table": item_table}
+    if trainer_config.hard_negatives:
+        if not hard_negatives_from:
+            raise ValueError("hard_negatives > 0 needs a previous run to mine them from (--hard_negatives_from DIR)")
+        previous, _, _ = load_run(hard_negatives_from, data=split.data)
+        inputs["hard_negatives"] = mine_hard_negatives(previous, examples, item_table, trainer_config.hard_negatives,
+                                                       hard_rank_range, seed=trainer_config.seed)
+    labels = movielens_objectives(split.train["rating"].to_numpy())
+    if getattr(model, "objective_names", None):
+        inputs["objective_labels"] = labels
+    elif objective_weights:
+        inputs["sample_weight"] = fuse_label_weights(labels, objective_weights)
+    return inputs
+
+
 def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", data_dir: str | None = None,
               model_overrides: Mapping[str, Any] | None = None,
               trainer_overrides: Mapping[str, Any] | None = None, data: InteractionData | None = None,
-              verbose: bool = True):
+              verbose: bool = True, hard_negatives_from: str | None = None,
+              hard_rank_range: tuple[int, int] = (101, 500), objective_weights: Mapping[str, float] | None = None):
     """Trains ``model_name`` on ``dataset`` into ``out_dir``; resumes a run there with the same
     settings and refuses one with different settings. Returns (model, split, history)."""
     model_overrides, trainer_overrides = dict(model_overrides or {}), dict(trainer_overrides or {})
     settings = _normalize(_run_settings(model_name, dataset, data_dir, model_overrides, trainer_overrides))
+    settings.update(_normalize({"hard_negatives_from": hard_negatives_from, "hard_rank_range": hard_rank_range,
+                                "objective_weights": dict(objective_weights or {})}))
     if os.path.exists(os.path.join(out_dir, RUN_FILE)):
         previous = read_run(out_dir)
         for key, value in settings.items():
@@ -76,7 +104,8 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
     if verbose:
         print(f"{data.summary()}\ntraining {model_name} on {len(split.train):,} interactions, "
               f"testing on {len(split.test):,} users", flush=True)
-    history = Trainer(model, trainer_config).fit(split.examples("train"), verbose=verbose)
+    inputs = training_inputs(model, split, trainer_config, hard_negatives_from, hard_rank_range, objective_weights)
+    history = Trainer(model, trainer_config).fit(split.examples("train"), verbose=verbose, **inputs)
     record.update(status="trained", history=history)
     write_json_atomic(os.path.join(out_dir, RUN_FILE), record)
     return model, split, history
