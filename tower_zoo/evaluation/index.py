@@ -1,0 +1,185 @@
+"""Top-K search over item embeddings by dot product: exact (brute force) and ScaNN.
+
+Both indexes take item vectors [N, D] with their ids [N] and answer
+``search(queries [Q, D], k, exclude=None) -> (ids int64 [Q, k], scores float32 [Q, k])``, where
+``exclude[q]`` lists ids removed from query q's results (e.g. the user's training items). Rows with
+fewer than k results left are padded with id -1 and score -inf.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Sequence
+
+import numpy as np
+from absl import logging
+
+
+def _check_corpus(embeddings: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    embeddings = np.asarray(embeddings, np.float32)
+    ids = np.asarray(ids)
+    if embeddings.ndim != 2 or embeddings.shape[0] == 0:
+        raise ValueError(f"embeddings must be a non-empty 2-D array [N, D], got shape {embeddings.shape}")
+    if ids.shape != (embeddings.shape[0],):
+        raise ValueError(f"ids must have shape ({embeddings.shape[0]},) to match embeddings, got {ids.shape}")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"ids must be integers, got dtype {ids.dtype}")
+    if not np.all(np.isfinite(embeddings)):
+        bad = int(np.argwhere(~np.isfinite(embeddings))[0][0])
+        raise ValueError(f"embeddings contain NaN/inf (row {bad}, id {ids[bad]})")
+    unique, counts = np.unique(ids, return_counts=True)
+    if np.any(counts > 1):
+        raise ValueError(f"ids must be unique; id {unique[counts > 1][0]} appears {counts.max()} times")
+    return embeddings, ids.astype(np.int64)
+
+
+def _check_queries(queries: np.ndarray, dim: int, k: int, exclude) -> np.ndarray:
+    queries = np.asarray(queries, np.float32)
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise ValueError(f"queries must have shape [Q, {dim}], got {queries.shape}")
+    if not np.all(np.isfinite(queries)):
+        raise ValueError("queries contain NaN/inf")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if exclude is not None and len(exclude) != len(queries):
+        raise ValueError(f"exclude has {len(exclude)} entries for {len(queries)} queries")
+    return queries
+
+
+def _finish(candidate_rows: np.ndarray, candidate_scores: np.ndarray, ids: np.ndarray, k: int,
+            exclude: Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Drops excluded ids from ranked candidates [Q, C] (rows index ``ids``, -1 = none) and keeps k."""
+    out_ids = np.full((len(candidate_rows), k), -1, np.int64)
+    out_scores = np.full((len(candidate_rows), k), -np.inf, np.float32)
+    for q in range(len(candidate_rows)):
+        rows = candidate_rows[q]
+        keep = rows >= 0
+        found = ids[np.where(keep, rows, 0)]
+        if exclude is not None and len(exclude[q]):
+            keep &= ~np.isin(found, exclude[q])
+        found, scores = found[keep][:k], candidate_scores[q][keep][:k]
+        out_ids[q, :len(found)], out_scores[q, :len(found)] = found, scores
+    return out_ids, out_scores
+
+
+class ExactIndex:
+    """Brute-force dot-product search (chunked over queries to bound memory at ~``chunk`` × N)."""
+
+    kind = "exact"
+
+    def __init__(self, embeddings: np.ndarray, ids: np.ndarray, chunk: int = 1024):
+        started = time.perf_counter()
+        self.embeddings, self.ids = _check_corpus(embeddings, ids)
+        self.chunk = chunk
+        self.build_seconds = time.perf_counter() - started
+        self.fallback_reason = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None):
+        queries = _check_queries(queries, self.embeddings.shape[1], k, exclude)
+        depth = min(len(self.ids), k + (max((len(e) for e in exclude), default=0) if exclude is not None else 0))
+        ids, scores = [], []
+        for start in range(0, len(queries), self.chunk):
+            block = queries[start:start + self.chunk] @ self.embeddings.T
+            # Stable sort on -score: equal scores keep corpus order, so results are deterministic.
+            rows = np.argsort(-block, axis=1, kind="stable")[:, :depth]
+            sub_exclude = None if exclude is None else exclude[start:start + self.chunk]
+            found = _finish(rows, np.take_along_axis(block, rows, axis=1), self.ids, k, sub_exclude)
+            ids.append(found[0])
+            scores.append(found[1])
+        return np.concatenate(ids), np.concatenate(scores)
+
+
+@dataclasses.dataclass
+class ScannConfig:
+    """ScaNN knobs (tree partitioning + asymmetric hashing + exact re-ordering).
+
+    num_leaves: partitions; None → round(sqrt(N)), the usual rule of thumb.
+    num_leaves_to_search: partitions probed per query; None → max(1, ceil(num_leaves / 5)).
+    training_sample_size: vectors used to train the partitioner; None → min(N, 100_000).
+    dims_per_block / anisotropic_quantization_threshold: asymmetric hashing (score_ah) parameters.
+    reorder_k: candidates re-scored exactly; None → max(100, 4 · k).
+    min_corpus_size: below this, partitioning is meaningless and search falls back to exact.
+    """
+
+    num_leaves: int | None = None
+    num_leaves_to_search: int | None = None
+    training_sample_size: int | None = None
+    dims_per_block: int = 2
+    anisotropic_quantization_threshold: float = 0.2
+    reorder_k: int | None = None
+    min_corpus_size: int = 256
+
+    def resolved(self, num_items: int, k: int) -> dict[str, int]:
+        leaves = self.num_leaves or max(1, round(math.sqrt(num_items)))
+        return {"num_leaves": leaves,
+                "num_leaves_to_search": self.num_leaves_to_search or max(1, math.ceil(leaves / 5)),
+                "training_sample_size": self.training_sample_size or min(num_items, 100_000),
+                "reorder_k": self.reorder_k or max(100, 4 * k)}
+
+
+class ScannIndex:
+    """ScaNN search. Exclusion: asks ScaNN for k + (largest exclude list) neighbours, then drops the
+    excluded ids and keeps the first k. The searcher is built for the largest depth asked so far."""
+
+    kind = "scann"
+
+    def __init__(self, embeddings: np.ndarray, ids: np.ndarray, config: ScannConfig | None = None):
+        self.embeddings, self.ids = _check_corpus(embeddings, ids)
+        self.config = config or ScannConfig()
+        self.fallback_reason = None
+        self._exact = None
+        self._searcher, self._depth = None, 0
+        self.build_seconds = 0.0
+        if len(self.ids) < self.config.min_corpus_size:
+            self.fallback_reason = (f"corpus of {len(self.ids)} items is below min_corpus_size="
+                                    f"{self.config.min_corpus_size}: exact search used instead of ScaNN")
+            logging.warning(self.fallback_reason)
+            self._exact = ExactIndex(self.embeddings, self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _build(self, depth: int) -> None:
+        from scann import scann_ops_pybind
+
+        knobs = self.config.resolved(len(self.ids), depth)
+        started = time.perf_counter()
+        builder = scann_ops_pybind.builder(self.embeddings, depth, "dot_product")
+        builder = builder.tree(num_leaves=knobs["num_leaves"], num_leaves_to_search=knobs["num_leaves_to_search"],
+                               training_sample_size=knobs["training_sample_size"])
+        builder = builder.score_ah(self.config.dims_per_block,
+                                   anisotropic_quantization_threshold=self.config.anisotropic_quantization_threshold)
+        self._searcher = builder.reorder(max(knobs["reorder_k"], depth)).build()
+        self.build_seconds = time.perf_counter() - started
+        self.knobs, self._depth = knobs, depth
+
+    def search(self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None):
+        if self._exact is not None:
+            return self._exact.search(queries, k, exclude)
+        queries = _check_queries(queries, self.embeddings.shape[1], k, exclude)
+        extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
+        depth = min(len(self.ids), k + extra)
+        if self._searcher is None or depth > self._depth:
+            self._build(depth)
+        rows, scores = self._searcher.search_batched(queries, final_num_neighbors=depth)
+        rows = np.asarray(rows, np.int64)
+        scores = np.asarray(scores, np.float32)
+        if rows.shape[1] < depth:  # ScaNN may return fewer; pad
+            pad = depth - rows.shape[1]
+            rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        return _finish(rows, scores, self.ids, k, exclude)
+
+
+def build_index(kind: str, embeddings: np.ndarray, ids: np.ndarray, config: ScannConfig | None = None):
+    """``"exact"`` → ExactIndex, ``"scann"`` → ScannIndex."""
+    if kind == "exact":
+        return ExactIndex(embeddings, ids)
+    if kind == "scann":
+        return ScannIndex(embeddings, ids, config)
+    raise ValueError(f"unknown index kind {kind!r}; choose 'exact' or 'scann'")
