@@ -52,6 +52,7 @@ flags.DEFINE_list("ks", ["10", "50", "100"], "Cut-offs K for Recall/HitRate/NDCG
 flags.DEFINE_boolean("scann", True, "Also evaluate with a ScaNN index (exact search always runs).")
 flags.DEFINE_boolean("evaluate", True, "Evaluate after `train`.")
 flags.DEFINE_enum("kind", None, ["retrieval", "pre_ranking"], "Filter for `list`.")
+FLAGS.set_default("verbosity", -1)  # absl WARNING: TensorFlow's INFO lines drown the metrics; --verbosity=0 shows them
 
 
 class UsageError(ValueError):

@@ -7,3 +7,4 @@ from tower_zoo.data.pipeline import make_dataset
 from tower_zoo.data.splits import RetrievalSplit, leave_last_out
 from tower_zoo.data.synthetic import synthetic_interactions
 from tower_zoo.data.catalog import list_datasets, load_dataset
+from tower_zoo.data.movielens import movielens_100k, movielens_1m

@@ -1,0 +1,118 @@
+import math
+
+import numpy as np
+import pytest
+
+from tower_zoo.evaluation import (ExactIndex, RetrievalEvaluator, ScannConfig, ScannIndex, per_query_metrics,
+                                  ranking_metrics)
+
+
+def _brute_force(retrieved, targets, k):
+    """Reference written with explicit rank positions."""
+    recall, hit, ndcg, mrr = [], [], [], []
+    for row, relevant in zip(retrieved, targets):
+        relevant = set(int(t) for t in relevant)
+        ranks = [i + 1 for i, item in enumerate(row[:k]) if int(item) in relevant and item != -1]
+        recall.append(len(ranks) / len(relevant))
+        hit.append(1.0 if ranks else 0.0)
+        ideal = sum(1 / math.log2(i + 1) for i in range(1, min(len(relevant), k) + 1))
+        ndcg.append(sum(1 / math.log2(r + 1) for r in ranks) / ideal)
+        all_ranks = [i + 1 for i, item in enumerate(row) if int(item) in relevant]
+        mrr.append(1 / all_ranks[0] if all_ranks else 0.0)
+    return {f"recall@{k}": np.mean(recall), f"hit_rate@{k}": np.mean(hit), f"ndcg@{k}": np.mean(ndcg)}, np.mean(mrr)
+
+
+def test_hand_computed_cases():
+    retrieved = np.array([[5, 6, 7, -1], [9, 8, 7, 6], [1, 2, 3, 4]])
+    targets = [np.array([7]), np.array([8, 6]), np.array([-1])]
+    m = per_query_metrics(retrieved, targets, ks=(2, 4))
+    assert m["recall@2"].tolist() == [0.0, 0.5, 0.0]
+    assert m["ndcg@4"][0] == pytest.approx(1 / math.log2(4))          # target at rank 3
+    assert m["ndcg@4"][1] == pytest.approx((1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3)))
+    assert m["mrr@4"].tolist() == pytest.approx([1 / 3, 1 / 2, 0.0])    # -1 padding never matches a -1 target
+    with pytest.raises(ValueError, match="query 1 has no target"):
+        ranking_metrics(retrieved[:2], [np.array([1]), np.array([])])
+
+
+def test_metrics_match_brute_force_on_random_data():
+    rng = np.random.default_rng(0)
+    retrieved = np.stack([rng.permutation(200)[:60] for _ in range(300)])
+    targets = [rng.choice(200, size=rng.integers(1, 4), replace=False) for _ in range(300)]
+    got = ranking_metrics(retrieved, targets, ks=(10, 60))
+    for k in (10, 60):
+        expected, mrr = _brute_force(retrieved, targets, k)
+        for name, value in expected.items():
+            assert got[name] == pytest.approx(value, rel=1e-9)
+    assert got["mrr@60"] == pytest.approx(mrr)
+
+
+def test_exact_index_exclusion_and_ties():
+    items = np.array([[1.0], [3.0], [3.0], [2.0]])
+    index = ExactIndex(items, np.array([10, 11, 12, 13]))
+    ids, scores = index.search(np.array([[1.0], [1.0]]), k=3, exclude=[np.array([11]), np.array([])])
+    assert ids.tolist() == [[12, 13, 10], [11, 12, 13]]     # ties in corpus order
+    ids, scores = index.search(np.array([[1.0]]), k=3, exclude=[np.array([10, 11, 12])])
+    assert ids.tolist() == [[13, -1, -1]] and np.isneginf(scores[0, 1])
+    with pytest.raises(ValueError, match=r"queries must have shape \[Q, 1\]"):
+        index.search(np.ones((1, 2)), k=1)
+    with pytest.raises(ValueError, match="id 5 appears"):
+        ExactIndex(np.ones((2, 1)), np.array([5, 5]))
+    with pytest.raises(ValueError, match="NaN/inf"):
+        ExactIndex(np.array([[np.nan]]), np.array([1]))
+
+
+def test_scann_overlaps_exact_and_respects_exclusion():
+    # A clustered corpus (200 centres), like trained item embeddings; structureless Gaussian vectors are
+    # ANN's worst case (see ScannConfig's docstring for those numbers).
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(200, 32))
+    items = (centres[rng.integers(200, size=20_000)] + 0.5 * rng.normal(size=(20_000, 32))).astype(np.float32)
+    ids = np.arange(20_000) + 1_000
+    queries = (centres[rng.integers(200, size=200)] + 0.5 * rng.normal(size=(200, 32))).astype(np.float32)
+    exact_ids, _ = ExactIndex(items, ids).search(queries, 10)
+    exclude = [exact_ids[q, :3] for q in range(200)]          # drop each query's true top 3
+    scann = ScannIndex(items, ids)
+    ann_ids, _ = scann.search(queries, 10)
+    overlap = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(ann_ids, exact_ids)])
+    assert overlap >= 0.9, overlap
+    excluded_ids, _ = scann.search(queries, 10, exclude=exclude)
+    assert not any(np.isin(excluded_ids[q], exclude[q]).any() for q in range(200))
+
+
+def test_tiny_corpus_falls_back_to_exact_with_a_note():
+    rng = np.random.default_rng(2)
+    items, queries = rng.normal(size=(100, 8)), rng.normal(size=(5, 8))
+    index = ScannIndex(items, np.arange(100), ScannConfig(min_corpus_size=256))
+    assert "below min_corpus_size" in index.fallback_reason
+    np.testing.assert_array_equal(index.search(queries, 5)[0], ExactIndex(items, np.arange(100)).search(queries, 5)[0])
+    report = RetrievalEvaluator(ks=(5,)).evaluate_embeddings(queries, items, np.arange(100),
+                                                             [np.array([0])] * 5)
+    assert list(report.metrics) == ["exact"] and "below min_corpus_size" in report.notes[0]
+
+
+class _LookupModel:
+    """Towers that look up fixed vectors by encoded id."""
+
+    def __init__(self, users, items):
+        self.users, self.items = np.asarray(users, np.float32), np.asarray(items, np.float32)
+
+    def user_embedding(self, features, training=False):
+        return self.users[features["user_id"]]
+
+    def item_embedding(self, features, training=False):
+        return self.items[features["item_id"]]
+
+
+def test_evaluate_with_a_model_by_hand():
+    # 3 items on a line, user 0 prefers item id 102 > 101 > 100; user 1 the reverse.
+    model = _LookupModel(users=[[1.0], [-1.0]], items=[[0.0], [1.0], [2.0]])
+    report = RetrievalEvaluator(ks=(1, 2), use_scann=False).evaluate(
+        model, {"user_id": np.array([0, 1])}, {"item_id": np.array([0, 1, 2])}, np.array([100, 101, 102]),
+        targets=[np.array([101]), np.array([101])], exclude=[np.array([102]), np.array([])])
+    # user 0: 102 excluded -> [101, 100]: hit at rank 1. user 1: [100, 101]: hit at rank 2.
+    assert report.metrics["exact"]["recall@1"] == 0.5
+    assert report.metrics["exact"]["ndcg@2"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
+    assert report.metrics["exact"]["mrr@2"] == pytest.approx(0.75)
+    assert "| recall@1 | 0.5000 |" in report.to_markdown()
+    with pytest.raises(ValueError, match="same D"):
+        RetrievalEvaluator().evaluate_embeddings(np.ones((2, 3)), np.ones((4, 2)), np.arange(4), [[1], [1]])
