@@ -116,3 +116,12 @@ def test_evaluate_with_a_model_by_hand():
     assert "| recall@1 | 0.5000 |" in report.to_markdown()
     with pytest.raises(ValueError, match="same D"):
         RetrievalEvaluator().evaluate_embeddings(np.ones((2, 3)), np.ones((4, 2)), np.arange(4), [[1], [1]])
+
+
+def test_mean_popularity_of_recommended_items():
+    from tower_zoo.evaluation.retrieval import mean_popularity
+
+    ids = np.array([30, 10, 20])
+    popularity = np.array([5.0, 100.0, 1.0])      # id 30 -> 5, id 10 -> 100, id 20 -> 1
+    got = mean_popularity(np.array([[10, 20, 30], [30, -1, -1]]), ids, popularity, k=2)
+    assert got == {"mean_popularity@2": pytest.approx((100 + 1 + 5) / 3)}

@@ -242,6 +242,9 @@ def main(argv: Sequence[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("WARNING")  # checkpoint saves log at INFO on every epoch
     app.run(main)
 
 

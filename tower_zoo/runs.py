@@ -130,12 +130,17 @@ def load_run(run_dir: str, data: InteractionData | None = None):
     return model, leave_last_out(data), record
 
 
+def train_counts(split: RetrievalSplit) -> np.ndarray:
+    """Training interactions per corpus item, aligned with ``split.candidates()`` ids: float64 [N]."""
+    _, ids = split.candidates()
+    return split.train["item_id"].value_counts().reindex(ids, fill_value=0).to_numpy(np.float64)
+
+
 def popularity_embeddings(split: RetrievalSplit, num_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The most-popular baseline as embeddings: every query is [1], every item [log(1 + train count)],
     so the dot product ranks items by training popularity. Returns (queries [Q, 1], items [N, 1], ids [N])."""
     _, ids = split.candidates()
-    counts = split.train["item_id"].value_counts().reindex(ids, fill_value=0).to_numpy(np.float32)
-    return np.ones((num_queries, 1), np.float32), np.log1p(counts)[:, None], ids
+    return np.ones((num_queries, 1), np.float32), np.log1p(train_counts(split)).astype(np.float32)[:, None], ids
 
 
 def evaluate_split(model, split: RetrievalSplit, ks: Sequence[int] = DEFAULT_KS, use_scann: bool = True,
@@ -146,12 +151,13 @@ def evaluate_split(model, split: RetrievalSplit, ks: Sequence[int] = DEFAULT_KS,
     """
     queries, targets, exclude = split.queries("test")
     candidates, candidate_ids = split.candidates()
+    counts = train_counts(split)
     reports = {"model": RetrievalEvaluator(ks=ks, use_scann=use_scann).evaluate(
-        model, queries, candidates, candidate_ids, targets, exclude)}
+        model, queries, candidates, candidate_ids, targets, exclude, item_popularity=counts)}
     if with_popularity:
         query_emb, item_emb, ids = popularity_embeddings(split, len(targets))
         reports["popularity"] = RetrievalEvaluator(ks=ks, use_scann=False).evaluate_embeddings(
-            query_emb, item_emb, ids, targets, exclude)
+            query_emb, item_emb, ids, targets, exclude, item_popularity=counts)
     return reports
 
 

@@ -56,6 +56,19 @@ def embed(tower, features: dict[str, np.ndarray], batch_size: int) -> np.ndarray
     return np.concatenate(parts).astype(np.float32)
 
 
+def mean_popularity(retrieved_ids: np.ndarray, candidate_ids: np.ndarray, popularity: np.ndarray,
+                    k: int) -> dict[str, float]:
+    """``{"mean_popularity@k": mean popularity of the retrieved top-k ids}`` (padding -1 ignored)."""
+    popularity = np.asarray(popularity, np.float64)
+    if popularity.shape != (len(candidate_ids),):
+        raise ValueError(f"item_popularity must have shape ({len(candidate_ids)},), got {popularity.shape}")
+    top = retrieved_ids[:, :k]
+    positions = np.searchsorted(candidate_ids, top, sorter=np.argsort(candidate_ids))
+    rows = np.argsort(candidate_ids)[np.clip(positions, 0, len(candidate_ids) - 1)]
+    values = popularity[rows][top >= 0] if (top >= 0).any() else np.zeros(1)
+    return {f"mean_popularity@{k}": float(values.mean())}
+
+
 class RetrievalEvaluator:
     """Full-corpus retrieval evaluation; see the module docstring."""
 
@@ -70,7 +83,8 @@ class RetrievalEvaluator:
 
     def evaluate(self, model, queries: dict[str, np.ndarray], candidates: dict[str, np.ndarray],
                  candidate_ids: np.ndarray, targets: Sequence[np.ndarray],
-                 exclude: Sequence[np.ndarray] | None = None) -> RetrievalReport:
+                 exclude: Sequence[np.ndarray] | None = None,
+                 item_popularity: np.ndarray | None = None) -> RetrievalReport:
         """Embeds queries with ``model.user_embedding`` and candidates with ``model.item_embedding``,
         then ``evaluate_embeddings``."""
         if not queries or len(next(iter(queries.values()))) == 0:
@@ -78,15 +92,21 @@ class RetrievalEvaluator:
         started = time.perf_counter()
         query_vectors = embed(model.user_embedding, queries, self.batch_size)
         item_vectors = embed(model.item_embedding, candidates, self.batch_size)
-        report = self.evaluate_embeddings(query_vectors, item_vectors, candidate_ids, targets, exclude)
+        report = self.evaluate_embeddings(query_vectors, item_vectors, candidate_ids, targets, exclude,
+                                          item_popularity)
         report.timings["embedding_seconds"] = time.perf_counter() - started - sum(
             v for k, v in report.timings.items() if k.endswith("_seconds"))
         return report
 
     def evaluate_embeddings(self, query_vectors: np.ndarray, item_vectors: np.ndarray, candidate_ids: np.ndarray,
-                            targets: Sequence[np.ndarray],
-                            exclude: Sequence[np.ndarray] | None = None) -> RetrievalReport:
-        """Evaluates precomputed vectors: queries [Q, D], items [N, D] with ids [N]."""
+                            targets: Sequence[np.ndarray], exclude: Sequence[np.ndarray] | None = None,
+                            item_popularity: np.ndarray | None = None) -> RetrievalReport:
+        """Evaluates precomputed vectors: queries [Q, D], items [N, D] with ids [N].
+
+        With ``item_popularity`` [N] (e.g. training interaction counts, aligned with ``candidate_ids``)
+        the report adds ``mean_popularity@k`` for the smallest k: the mean popularity of the items
+        recommended in the top k, which shows how strongly a model favours hot items.
+        """
         query_vectors, item_vectors = np.asarray(query_vectors), np.asarray(item_vectors)
         if query_vectors.ndim != 2 or item_vectors.ndim != 2 or query_vectors.shape[1] != item_vectors.shape[1]:
             raise ValueError(f"user and item embeddings must be [Q, D] and [N, D] with the same D, got "
@@ -110,6 +130,8 @@ class RetrievalEvaluator:
                 timings["scann_build_seconds"] = index.build_seconds
                 notes.append(f"scann knobs: {index.knobs}")
             metrics[name] = ranking_metrics(results[name], targets, self.ks)
+            if item_popularity is not None:
+                metrics[name].update(mean_popularity(results[name], candidate_ids, item_popularity, self.ks[0]))
         ann_recall = {}
         if "scann" in results:
             for cut in self.ks:
