@@ -131,3 +131,12 @@ def test_missing_inputs_for_global_and_hard(split):
     table, _ = split.candidates()
     with pytest.raises(ValueError, match="needs hard_negatives= rows"):
         trainer.fit(split.examples("train"), item_table=table, verbose=False)
+
+
+def test_learnable_temperature_moves_and_fixed_one_does_not(split):
+    for learnable in (True, False):
+        model = tower_zoo.create_model("dssm", split.data.feature_spec, hidden_units=(16, 8), temperature=0.5,
+                                       learnable_temperature=learnable)
+        Trainer(model, epochs=2, batch_size=32, learning_rate=0.01).fit(split.examples("train"), verbose=False)
+        moved = abs(float(model.temperature.value) - 0.5) > 1e-3
+        assert moved == learnable

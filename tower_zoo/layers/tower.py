@@ -43,9 +43,14 @@ class MLPTower(tf.keras.layers.Layer):
     def output_dim(self) -> int:
         return self.hidden_units[-1] if self.hidden_units else self.fields.num_fields * self.fields.dim
 
-    def call(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+    def call(self, features: dict[str, tf.Tensor], training: bool = False,
+             extra_inputs: tf.Tensor | None = None) -> tf.Tensor:
+        """``extra_inputs`` [B, E], if given, is concatenated to the flattened fields before the MLP
+        (e.g. DAT's augmented vectors)."""
         fields = self.fields(features)  # [B, F, D]
         x = tf.reshape(fields, [-1, self.fields.num_fields * self.fields.dim])
+        if extra_inputs is not None:
+            x = tf.concat([x, extra_inputs], axis=-1)
         if self.mlp is not None:
             x = self.mlp(x, training=training)
         if self.l2_normalize is not None:

@@ -1,9 +1,10 @@
 """Built-in models; importing this package registers them by name."""
 
 from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel
+from tower_zoo.models.dat import DATConfig, DualAugmentedTwoTower
 from tower_zoo.models.dssm import DSSM, DSSMConfig
 from tower_zoo.models.mf import MatrixFactorization, MFConfig
 from tower_zoo.models.multi_objective import MultiObjectiveConfig, MultiObjectiveModel
 
-__all__ = ["TwoTowerConfig", "TwoTowerModel", "DSSM", "DSSMConfig", "MatrixFactorization", "MFConfig",
+__all__ = ["TwoTowerConfig", "TwoTowerModel", "DATConfig", "DualAugmentedTwoTower", "DSSM", "DSSMConfig", "MatrixFactorization", "MFConfig",
            "MultiObjectiveConfig", "MultiObjectiveModel"]

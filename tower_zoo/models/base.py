@@ -85,6 +85,10 @@ class TwoTowerModel(tf.keras.Model):
         """[B, D] x [N, D] -> [B, N] dot products (cosines when the towers L2-normalize)."""
         return tf.matmul(user_embedding, item_embedding, transpose_b=True)
 
+    def paired_similarity(self, user_embedding: tf.Tensor, item_embedding: tf.Tensor) -> tf.Tensor:
+        """Each user against its own items: [B, D] x [B, H, D] -> [B, H]."""
+        return tf.einsum("bd,bhd->bh", user_embedding, item_embedding)
+
     def logits(self, user_embedding: tf.Tensor, item_embedding: tf.Tensor) -> tf.Tensor:
         """[B, D] x [N, D] -> [B, N] similarity / temperature."""
         return self.temperature(self.similarity(user_embedding, item_embedding))
@@ -100,7 +104,7 @@ class TwoTowerModel(tf.keras.Model):
         """Row-aligned (user i, item i) pairs: [B]."""
         users = self.user_embedding(user_features, training=training)
         items = self.item_embedding(item_features, training=training)
-        return self.temperature(tf.reduce_sum(users * items, axis=-1))
+        return self.temperature(self.paired_similarity(users, items[:, tf.newaxis])[:, 0])
 
     def auxiliary_loss(self, user_embedding: tf.Tensor, item_embedding: tf.Tensor,
                        features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:

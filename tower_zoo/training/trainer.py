@@ -237,7 +237,7 @@ class Trainer:
             ids.append(tf.tile(codes[tf.newaxis, :], [batch, 1]))
             positive_columns = tf.range(batch)
         else:
-            similarities.append(tf.reduce_sum(users * positives, axis=-1, keepdims=True))
+            similarities.append(model.paired_similarity(users, positives[:, tf.newaxis]))
             log_q.append(self._global_log_q(codes)[:, tf.newaxis])
             ids.append(codes[:, tf.newaxis])
             positive_columns = tf.zeros([batch], tf.int32)
@@ -250,7 +250,7 @@ class Trainer:
         if config.hard_negatives:
             hard = gather_rows(self._item_table, tf.reshape(hard_rows, [-1]))  # [B, H] item-table rows
             vectors = tf.reshape(item_vectors(hard), [batch, config.hard_negatives, -1])
-            similarities.append(tf.einsum("bd,bhd->bh", users, vectors))
+            similarities.append(model.paired_similarity(users, vectors))
             log_q.append(tf.zeros([batch, config.hard_negatives]))  # chosen by rank, not frequency
             ids.append(tf.reshape(hard[self._item_id], [batch, config.hard_negatives]))
         return (tf.concat(similarities, 1), tf.concat(log_q, 1), tf.concat(ids, 1), positive_columns)
