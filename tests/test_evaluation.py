@@ -125,3 +125,16 @@ def test_mean_popularity_of_recommended_items():
     popularity = np.array([5.0, 100.0, 1.0])      # id 30 -> 5, id 10 -> 100, id 20 -> 1
     got = mean_popularity(np.array([[10, 20, 30], [30, -1, -1]]), ids, popularity, k=2)
     assert got == {"mean_popularity@2": pytest.approx((100 + 1 + 5) / 3)}
+
+
+def test_repeated_ids_count_once_and_scann_padding_is_not_a_hit():
+    m = per_query_metrics(np.array([[4, 4, 4]]), [np.array([4])], ks=(3,))
+    assert m["recall@3"].tolist() == [1.0] and m["ndcg@3"].tolist() == [1.0]
+    # Probing 1 of 20 leaves finds fewer than k items: ScaNN pads with row 0 / NaN, which must become -1.
+    rng = np.random.default_rng(3)
+    items = rng.normal(size=(400, 8)).astype(np.float32)
+    index = ScannIndex(items, np.arange(400) + 7, ScannConfig(num_leaves=20, num_leaves_to_search=1))
+    ids, _ = index.search(rng.normal(size=(5, 8)), k=300)
+    for row in ids:
+        found = row[row >= 0]
+        assert len(found) == len(np.unique(found)) and len(found) < 300

@@ -181,6 +181,8 @@ class ScannIndex:
         rows, scores = self._searcher.search_batched(queries, final_num_neighbors=depth)
         rows = np.asarray(rows, np.int64)
         scores = np.asarray(scores, np.float32)
+        # When the probed leaves hold fewer than ``depth`` items, ScaNN pads with row 0 and a NaN score.
+        rows = np.where(np.isfinite(scores), rows, -1)
         if rows.shape[1] < depth:  # ScaNN may return fewer; pad
             pad = depth - rows.shape[1]
             rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)

@@ -8,7 +8,7 @@ For a query with relevant set R and retrieved list r_1..r_K (ids; -1 is padding 
                IDCG@k = Σ_{i <= min(|R|, k)} 1 / log2(i + 1)
 * mrr@K      = 1 / (rank of the first relevant id within the top K), 0 if none (K = max of ks)
 
-Each is averaged over queries.
+Each is averaged over queries. A retrieved id repeated in a list counts only at its first position.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ def relevance_matrix(retrieved_ids: np.ndarray, targets: Sequence[np.ndarray]) -
         relevant = np.asarray(relevant).reshape(-1)
         if relevant.size == 0:
             raise ValueError(f"query {q} has no target items")
-        hits[q] = np.isin(retrieved_ids[q], relevant) & (retrieved_ids[q] != -1)
+        row = retrieved_ids[q]
+        first = np.zeros(len(row), bool)
+        first[np.unique(row, return_index=True)[1]] = True  # a repeated id counts once, where it first appears
+        hits[q] = np.isin(row, relevant) & (row != -1) & first
     return hits
 
 

@@ -56,6 +56,40 @@ def embed(tower, features: dict[str, np.ndarray], batch_size: int) -> np.ndarray
     return np.concatenate(parts).astype(np.float32)
 
 
+def multi_vector_top_k(model, query_vectors: np.ndarray, item_vectors: np.ndarray, candidate_ids: np.ndarray,
+                       k: int, exclude: Sequence[np.ndarray] | None, rows: np.ndarray | None = None,
+                       chunk: int = 256) -> np.ndarray:
+    """Top-k ids by ``model.similarity`` for multi-vector users [Q, H, D] over items [N, D].
+
+    With ``rows`` [Q, R] (item rows per query, -1 = none), only those candidates are scored (re-scoring
+    an ANN shortlist); otherwise every item is (exhaustive). Returns int64 [Q, k], -1 padded.
+    """
+    import tensorflow as tf
+
+    candidate_ids = np.asarray(candidate_ids, np.int64)
+    out = np.full((len(query_vectors), k), -1, np.int64)
+    for start in range(0, len(query_vectors), chunk):
+        users = tf.constant(query_vectors[start:start + chunk])
+        if rows is None:
+            scores = model.similarity(users, tf.constant(item_vectors)).numpy()
+            shortlist = np.broadcast_to(np.arange(len(candidate_ids)), scores.shape)
+        else:
+            shortlist = rows[start:start + chunk]
+            gathered = tf.constant(item_vectors[np.maximum(shortlist, 0)])  # [C, R, D]
+            scores = model.paired_similarity(users, gathered).numpy()
+            scores[shortlist < 0] = -np.inf
+        for offset in range(len(scores)):
+            q = start + offset
+            row_scores = scores[offset].copy()
+            ids = np.where(shortlist[offset] >= 0, candidate_ids[np.maximum(shortlist[offset], 0)], -1)
+            if exclude is not None and len(exclude[q]):
+                row_scores[np.isin(ids, exclude[q])] = -np.inf
+            order = np.argsort(-row_scores, kind="stable")[:k]
+            order = order[np.isfinite(row_scores[order])]
+            out[q, :len(order)] = ids[order]
+    return out
+
+
 def mean_popularity(retrieved_ids: np.ndarray, candidate_ids: np.ndarray, popularity: np.ndarray,
                     k: int) -> dict[str, float]:
     """``{"mean_popularity@k": mean popularity of the retrieved top-k ids}`` (padding -1 ignored)."""
@@ -92,6 +126,9 @@ class RetrievalEvaluator:
         started = time.perf_counter()
         query_vectors = embed(model.user_embedding, queries, self.batch_size)
         item_vectors = embed(model.item_embedding, candidates, self.batch_size)
+        if query_vectors.ndim == 3:
+            return self.evaluate_multi_vector(model, query_vectors, item_vectors, candidate_ids, targets, exclude,
+                                              item_popularity)
         report = self.evaluate_embeddings(query_vectors, item_vectors, candidate_ids, targets, exclude,
                                           item_popularity)
         report.timings["embedding_seconds"] = time.perf_counter() - started - sum(
@@ -138,4 +175,47 @@ class RetrievalEvaluator:
                 overlap = [len(np.intersect1d(a[:cut][a[:cut] >= 0], b[:cut][b[:cut] >= 0])) / cut
                            for a, b in zip(results["scann"], results["exact"])]
                 ann_recall[f"ann_recall@{cut}"] = float(np.mean(overlap))
+        return RetrievalReport(metrics, ann_recall, timings, len(query_vectors), len(candidate_ids), notes)
+
+    def evaluate_multi_vector(self, model, query_vectors: np.ndarray, item_vectors: np.ndarray,
+                              candidate_ids: np.ndarray, targets: Sequence[np.ndarray],
+                              exclude: Sequence[np.ndarray] | None = None, item_popularity: np.ndarray | None = None,
+                              shortlist_size: int = 200) -> RetrievalReport:
+        """Users with several vectors [Q, H, D] and a candidate-dependent score (Poly-encoder).
+
+        "exact": every item scored with ``model.similarity``. "scann": ScaNN top ``shortlist_size``
+        (+ the excluded count) for the mean of each user's vectors, re-scored exactly with the model.
+        """
+        if len(targets) != len(query_vectors):
+            raise ValueError(f"targets has {len(targets)} entries for {len(query_vectors)} queries")
+        k, candidate_ids = max(self.ks), np.asarray(candidate_ids, np.int64)
+        results, timings, notes = {}, {}, []
+        started = time.perf_counter()
+        results["exact"] = multi_vector_top_k(model, query_vectors, item_vectors, candidate_ids, k, exclude)
+        timings["exact_qps"] = len(query_vectors) / (time.perf_counter() - started)
+        if self.use_scann:
+            index = ScannIndex(item_vectors, candidate_ids, self.scann_config)
+            if index.fallback_reason:
+                notes.append(index.fallback_reason)
+            else:
+                started = time.perf_counter()
+                shortlist_ids, _ = index.search(query_vectors.mean(axis=1), max(shortlist_size, k), exclude)
+                lookup = {int(i): r for r, i in enumerate(candidate_ids)}
+                rows = np.vectorize(lambda i: lookup.get(int(i), -1))(shortlist_ids)
+                results["scann"] = multi_vector_top_k(model, query_vectors, item_vectors, candidate_ids, k,
+                                                      exclude, rows=rows)
+                timings["scann_qps"] = len(query_vectors) / (time.perf_counter() - started)
+                timings["scann_build_seconds"] = index.build_seconds
+                notes.append(f"scann: top {max(shortlist_size, k)} by the mean user vector, re-scored exactly")
+        metrics = {}
+        for name, retrieved in results.items():
+            metrics[name] = ranking_metrics(retrieved, targets, self.ks)
+            if item_popularity is not None:
+                metrics[name].update(mean_popularity(retrieved, candidate_ids, item_popularity, self.ks[0]))
+        ann_recall = {}
+        if "scann" in results:
+            for cut in self.ks:
+                ann_recall[f"ann_recall@{cut}"] = float(np.mean([
+                    len(np.intersect1d(a[:cut][a[:cut] >= 0], b[:cut][b[:cut] >= 0])) / cut
+                    for a, b in zip(results["scann"], results["exact"])]))
         return RetrievalReport(metrics, ann_recall, timings, len(query_vectors), len(candidate_ids), notes)
