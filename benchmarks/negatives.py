@@ -2,8 +2,9 @@
 
     python -m benchmarks.negatives [--epochs 8] [--out benchmarks/results]
 
-Rows: in-batch, in-batch + logQ, global (p ∝ count^0.75), mixed (in-batch + global), mixed + per-source logQ,
-and mixed + per-source logQ + hard negatives (4 per example from ranks 101–500 of the in-batch + logQ model).
+Rows: in-batch, in-batch + logQ, global (p ∝ count^0.75), mixed (in-batch + global), mixed with the usual shared
+unigram logQ (every column log(count/N)), mixed + per-source logQ, and mixed (+ per-source logQ) + hard negatives
+(4 per example from ranks 101–500 of the in-batch + logQ softmax model).
 logQ is a correction of the sampled softmax, so its rows exist only for that loss. Columns: Recall@50, NDCG@10
 (exact full-corpus search, leave-last-out) and the mean training count of the top-10 recommended items (how
 strongly the model favours hot items; the most-popular baseline's value is printed for scale).
@@ -29,21 +30,24 @@ flags.DEFINE_integer("seed", 42, "Seed shared by every configuration.")
 flags.DEFINE_string("out", "benchmarks/results", "Directory for negatives.md / negatives.json.")
 FLAGS = flags.FLAGS
 
-ROWS = [  # (label, negatives, logQ, hard)
-    ("in-batch", "in_batch", False, False),
-    ("in-batch + logQ", "in_batch", True, False),
-    ("global", "global", False, False),
-    ("mixed", "mixed", False, False),
-    ("mixed + per-source logQ", "mixed", True, False),
-    ("mixed + per-source logQ + hard", "mixed", True, True),
+ROWS = [  # (label, negatives, logQ mode or None, hard)
+    ("in-batch", "in_batch", None, False),
+    ("in-batch + logQ", "in_batch", "per_source", False),
+    ("global", "global", None, False),
+    ("mixed", "mixed", None, False),
+    ("mixed + shared unigram logQ", "mixed", "shared", False),
+    ("mixed + per-source logQ", "mixed", "per_source", False),
+    ("mixed + hard", "mixed", None, True),
+    ("mixed + per-source logQ + hard", "mixed", "per_source", True),
 ]
 LOSSES = ("softmax", "bce", "hinge", "bpr")
 HARD_PER_EXAMPLE = 4
 
 
-def train_and_score(split, loss, negatives, logq, hard_rows=None, epochs=8, seed=42):
+def train_and_score(split, loss, negatives, logq_mode, hard_rows=None, epochs=8, seed=42):
     model = tower_zoo.create_model("dssm", split.data.feature_spec)
-    trainer = Trainer(model, epochs=epochs, seed=seed, loss=loss, negatives=negatives, logq_correction=logq,
+    trainer = Trainer(model, epochs=epochs, seed=seed, loss=loss, negatives=negatives,
+                      logq_correction=logq_mode is not None, logq_mode=logq_mode or "per_source",
                       hard_negatives=HARD_PER_EXAMPLE if hard_rows is not None else 0)
     started = time.perf_counter()
     trainer.fit(split.examples("train"), item_table=split.candidates()[0], hard_negatives=hard_rows, verbose=False)

@@ -140,3 +140,15 @@ def test_learnable_temperature_moves_and_fixed_one_does_not(split):
         Trainer(model, epochs=2, batch_size=32, learning_rate=0.01).fit(split.examples("train"), verbose=False)
         moved = abs(float(model.temperature.value) - 0.5) > 1e-3
         assert moved == learnable
+
+
+def test_shared_logq_mode_uses_unigram_frequency_for_every_column(split):
+    trainer, model = _trainer(split, negatives="mixed", num_global_negatives=5, logq_mode="shared")
+    examples = split.examples("train")
+    trainer._prepare(examples, split.candidates()[0], None, None)
+    batch = {k: tf.constant(v[:4]) for k, v in examples.items()}
+    _, log_q, ids, _ = trainer.candidate_matrix(model(batch), batch)
+    counts = np.bincount(examples["item_id"], minlength=model.feature_spec.item_id.vocab_size)
+    np.testing.assert_allclose(log_q.numpy(), np.log(counts[ids.numpy()] / counts.sum()), rtol=1e-5)
+    with pytest.raises(ValueError, match="logq_mode"):
+        _trainer(split, logq_mode="both")

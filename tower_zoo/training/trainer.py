@@ -10,6 +10,9 @@ matrix [B, C] whose columns come from the configured negative sources (``negativ
 * ``mixed``: both (Yang et al., WWW'20, "Mixed negative sampling");
 * plus ``hard_negatives`` per query from a previous model's middle ranks (``mine_hard_negatives``).
 
+With ``logq_mode="shared"`` every column is instead corrected by its item's training frequency
+log(count/N) whatever its source, the usual practice for mixed negatives, kept for comparison.
+
 Each column carries the log q of its own source (see ``tower_zoo.training.samplers``) and the
 configured ``loss`` (softmax, bce, hinge, bpr, triplet_logistic; ``tower_zoo.training.losses``)
 is applied with accidental hits removed. logQ correction is on by default for the softmax and
@@ -68,6 +71,7 @@ class TrainerConfig:
     alpha: float = 0.75
     hard_negatives: int = 0
     logq_correction: bool | None = None  # None: on for softmax, off otherwise
+    logq_mode: str = "per_source"  # or "shared": every column log(count/N), whatever its source
     remove_accidental_hits: bool = True
     downsample_threshold: float = 0.0  # word2vec t for positive down-sampling; 0 = off
     seed: int = 42
@@ -93,6 +97,8 @@ class TrainerConfig:
             raise ValueError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
         if self.downsample_threshold < 0:
             raise ValueError(f"downsample_threshold must be >= 0, got {self.downsample_threshold}")
+        if self.logq_mode not in ("per_source", "shared"):
+            raise ValueError(f"logq_mode must be 'per_source' or 'shared', got {self.logq_mode!r}")
         if self.logq_correction is None:
             self.logq_correction = self.loss == "softmax"
         if self.logq_correction and not LOSSES[self.loss].uses_log_q:
@@ -253,7 +259,10 @@ class Trainer:
             similarities.append(model.paired_similarity(users, vectors))
             log_q.append(tf.zeros([batch, config.hard_negatives]))  # chosen by rank, not frequency
             ids.append(tf.reshape(hard[self._item_id], [batch, config.hard_negatives]))
-        return (tf.concat(similarities, 1), tf.concat(log_q, 1), tf.concat(ids, 1), positive_columns)
+        ids = tf.concat(ids, 1)
+        if config.logq_mode == "shared":  # the common practice: one unigram correction for every column
+            return tf.concat(similarities, 1), tf.gather(self._log_freq, ids), ids, positive_columns
+        return tf.concat(similarities, 1), tf.concat(log_q, 1), ids, positive_columns
 
     def _global_log_q(self, codes: tf.Tensor) -> tf.Tensor:
         """log(M · p) of the positives' items under the global sampler (the positive's own
