@@ -221,16 +221,20 @@ class Trainer:
         return self._manager.save(checkpoint_number=int(self.epoch.numpy()))
 
     # ------------------------------------------------------------------ one batch
-    def candidate_matrix(self, towers: dict[str, tf.Tensor], batch: dict[str, tf.Tensor], item_vectors=None):
+    def _item_vectors(self, features: dict[str, tf.Tensor], head: int | None) -> tf.Tensor:
+        """[M, D] item vectors: the item tower's, or objective head ``head``'s."""
+        if head is None:
+            return self.model.item_embedding(features, training=True)
+        return self.model.objective_item_embedding(features, training=True)[:, head]
+
+    def candidate_matrix(self, towers: dict[str, tf.Tensor], batch: dict[str, tf.Tensor], head: int | None = None):
         """Similarities, per-source log q and item codes of every candidate column, and the
         positive's column per row: ([B, C], [B, C], [B, C], [B]).
 
         ``towers`` are the model's outputs for the batch's (user, positive item) pairs; ``batch``
         holds the positives' item codes and, with hard negatives, their item-table rows.
-        ``item_vectors(features) -> [M, D]`` embeds sampled items (default: the item tower)."""
+        ``head``: the objective head whose vectors embed sampled items (None: the item tower)."""
         config, model = self.config, self.model
-        if item_vectors is None:
-            item_vectors = lambda features: model.item_embedding(features, training=True)  # noqa: E731
         users, positives = towers["user"], towers["item"]
         codes = batch[self._item_id]
         hard_rows = batch.get(HARD_NEGATIVES_KEY)
@@ -250,12 +254,12 @@ class Trainer:
         if config.uses_global:
             rows, sampled_log_q = self._sampler.sample(config.num_global_negatives)
             sampled = gather_rows(self._item_table, rows)
-            similarities.append(model.similarity(users, item_vectors(sampled)))
+            similarities.append(model.similarity(users, self._item_vectors(sampled, head)))
             log_q.append(tf.tile(sampled_log_q[tf.newaxis, :], [batch, 1]))
             ids.append(tf.tile(sampled[self._item_id][tf.newaxis, :], [batch, 1]))
         if config.hard_negatives:
             hard = gather_rows(self._item_table, tf.reshape(hard_rows, [-1]))  # [B, H] item-table rows
-            vectors = tf.reshape(item_vectors(hard), [batch, config.hard_negatives, -1])
+            vectors = tf.reshape(self._item_vectors(hard, head), [batch, config.hard_negatives, -1])
             similarities.append(model.paired_similarity(users, vectors))
             log_q.append(tf.zeros([batch, config.hard_negatives]))  # chosen by rank, not frequency
             ids.append(tf.reshape(hard[self._item_id], [batch, config.hard_negatives]))
@@ -270,8 +274,8 @@ class Trainer:
         return (tf.gather(self._code_log_p, codes)
                 + tf.math.log(tf.cast(self.config.num_global_negatives, tf.float32)))
 
-    def _batch_loss(self, towers, batch, item_vectors=None, sample_weight=None) -> tf.Tensor:
-        similarities, log_q, ids, positive_columns = self.candidate_matrix(towers, batch, item_vectors)
+    def _batch_loss(self, towers, batch, head=None, sample_weight=None) -> tf.Tensor:
+        similarities, log_q, ids, positive_columns = self.candidate_matrix(towers, batch, head)
         negatives = valid_negative_mask(batch[self._item_id], ids, positive_columns, tf.shape(similarities)[1],
                                         self.config.remove_accidental_hits)
         return self.loss_layer(similarities, positive_columns, negatives, self.model.temperature.value,
@@ -287,8 +291,7 @@ class Trainer:
             weight = batch[objective_key(name)]
             if SAMPLE_WEIGHT_KEY in batch:
                 weight = weight * batch[SAMPLE_WEIGHT_KEY]
-            head_vectors = lambda f, k=k: model.objective_item_embedding(f, training=True)[:, k]  # noqa: E731
-            total += self._batch_loss({"user": users[:, k], "item": items[:, k]}, batch, head_vectors, weight)
+            total += self._batch_loss({"user": users[:, k], "item": items[:, k]}, batch, k, weight)
         return total
 
     def _step(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
