@@ -108,3 +108,20 @@ def test_build_interaction_data_reports_bad_tables():
         build_interaction_data("x", data.ratings.iloc[:0], data.users, data.items)
     with pytest.raises(ValueError, match="duplicate user_id 1"):
         build_interaction_data("x", data.ratings, pd.concat([data.users, data.users.iloc[:1]]), data.items)
+
+
+def test_time_split_is_global_by_timestamp_with_labels():
+    from tower_zoo.data import time_split
+
+    data = _tiny_data()   # timestamps 30, 10, 20, 40 (user 1), 5, 6 (user 2), 1 (user 3)
+    split = time_split(data, test_fraction=0.3)
+    assert split.test["timestamp"].min() >= split.train["timestamp"].max()
+    assert sorted(split.test["timestamp"].tolist()) == [30, 40]
+    assert split.labels("test")["like"].tolist() == [1.0, 0.0]      # ratings 5 (t=30), 2 (t=40)
+    assert split.labels("test")["love"].tolist() == [1.0, 0.0]
+    spec = split.data.feature_spec
+    code = {v: i + 2 for i, v in enumerate(spec.item_id.vocabulary)}
+    # The t=40 test impression's history holds all of user 1's earlier items, test-period ones included.
+    assert split.test_history[1].tolist() == [code[101], code[102], code[100]]
+    with pytest.raises(ValueError, match="test_fraction"):
+        time_split(data, test_fraction=1.5)

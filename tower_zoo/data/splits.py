@@ -117,34 +117,66 @@ class RetrievalSplit:
         exclude = [np.asarray(seen_by_user.get(u, np.zeros(0, np.int64)), np.int64) for u in users]
         return self._user_side(users, history[first_rows]), targets, exclude
 
+    def labels(self, part: str = "train", like_threshold: float = 4.0) -> dict[str, np.ndarray]:
+        """Objective labels of ``part``'s interactions from their ratings, float32 [R] each:
+        ``like`` = rating >= like_threshold, ``love`` = the top rating (5 on MovieLens)."""
+        frame, _ = self._part(part)
+        ratings = frame["rating"].to_numpy(np.float64)
+        top = float(self.data.ratings["rating"].max())
+        return {"like": (ratings >= like_threshold).astype(np.float32),
+                "love": (ratings >= top).astype(np.float32)}
+
     def candidates(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The full item corpus: (item-side features [I], item ids [I])."""
         return dict(self._item_table), self.data.items["item_id"].to_numpy(np.int64)
+
+
+def _ordered_with_history(data: InteractionData) -> tuple[pd.DataFrame, np.ndarray]:
+    ordered = sort_by_user_time(data.ratings)
+    spec = data.feature_spec
+    if HISTORY_FEATURE not in spec.names:
+        return ordered, np.zeros((len(ordered), 0), np.int32)
+    codes = encode_feature(spec.item_id, ordered["item_id"])
+    return ordered, history_matrix(ordered["position"].to_numpy(), codes, spec.get(HISTORY_FEATURE).max_length)
+
+
+def _split_parts(data: InteractionData, ordered: pd.DataFrame, history: np.ndarray, masks) -> RetrievalSplit:
+    columns = ["user_id", "item_id", "rating", "timestamp"]
+    parts = {}
+    for name, mask in zip(("train", "valid", "test"), masks):
+        mask = np.asarray(mask)
+        parts[name] = (ordered.loc[mask, columns].reset_index(drop=True), history[mask])
+    if len(parts["train"][0]) == 0:
+        raise ValueError(f"{data.name}: the split left no training interactions")
+    return RetrievalSplit(data, parts["train"][0], parts["valid"][0], parts["test"][0],
+                          parts["train"][1], parts["valid"][1], parts["test"][1])
+
+
+def time_split(data: InteractionData, test_fraction: float = 0.2, valid_fraction: float = 0.0) -> RetrievalSplit:
+    """Global split by time, for pre-ranking: every rating is an exposure; the latest
+    ``test_fraction`` of all interactions (by timestamp) are the test impressions, the
+    ``valid_fraction`` before them validation, the rest training. Histories include every earlier
+    interaction of the user (known at serving time), whichever part it is in."""
+    if not 0 < test_fraction < 1 or not 0 <= valid_fraction < 1 - test_fraction:
+        raise ValueError(f"need 0 < test_fraction < 1 and 0 <= valid_fraction < 1 - test_fraction, "
+                         f"got {test_fraction}, {valid_fraction}")
+    ordered, history = _ordered_with_history(data)
+    times = ordered["timestamp"].to_numpy()
+    test_cut = np.quantile(times, 1 - test_fraction)
+    valid_cut = np.quantile(times, 1 - test_fraction - valid_fraction)
+    is_test = times >= test_cut
+    is_valid = (times >= valid_cut) & ~is_test if valid_fraction else np.zeros(len(times), bool)
+    return _split_parts(data, ordered, history, (~(is_test | is_valid), is_valid, is_test))
 
 
 def leave_last_out(data: InteractionData, num_test: int = 1, num_valid: int = 0) -> RetrievalSplit:
     """Splits ``data`` per user by time; see the module docstring."""
     if num_test < 1 or num_valid < 0:
         raise ValueError(f"need num_test >= 1 and num_valid >= 0, got {num_test}, {num_valid}")
-    ordered = sort_by_user_time(data.ratings)
-    spec = data.feature_spec
-    if HISTORY_FEATURE in spec.names:
-        max_length = spec.get(HISTORY_FEATURE).max_length
-        codes = encode_feature(spec.item_id, ordered["item_id"])
-        history = history_matrix(ordered["position"].to_numpy(), codes, max_length)
-    else:
-        history = np.zeros((len(ordered), 0), np.int32)
+    ordered, history = _ordered_with_history(data)
     from_end = ordered["user_count"] - ordered["position"]  # 1 for the user's last interaction
     eligible = ordered["user_count"] > num_test + num_valid
     is_test = eligible & (from_end <= num_test)
     is_valid = eligible & (from_end > num_test) & (from_end <= num_test + num_valid)
-    is_train = ~(is_test | is_valid)
-    columns = ["user_id", "item_id", "rating", "timestamp"]
-    parts = {}
-    for name, mask in (("train", is_train), ("valid", is_valid), ("test", is_test)):
-        mask = mask.to_numpy()
-        parts[name] = (ordered.loc[mask, columns].reset_index(drop=True), history[mask])
-    if len(parts["train"][0]) == 0:
-        raise ValueError(f"{data.name}: leave_last_out left no training interactions")
-    return RetrievalSplit(data, parts["train"][0], parts["valid"][0], parts["test"][0],
-                          parts["train"][1], parts["valid"][1], parts["test"][1])
+    return _split_parts(data, ordered, history, ((~(is_test | is_valid)).to_numpy(), is_valid.to_numpy(),
+                                                 is_test.to_numpy()))

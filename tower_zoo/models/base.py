@@ -71,6 +71,8 @@ class TwoTowerModel(tf.keras.Model):
         self.feature_spec = feature_spec
         self.config = config
         self.temperature = Temperature(config.temperature, config.learnable_temperature, name="temperature")
+        # Shifts every logit equally: no effect on rankings or on a softmax, calibrates pointwise (BCE) scores.
+        self.score_bias = self.add_weight("score_bias", shape=(), initializer="zeros")
 
     # ------------------------------------------------------------------ the interface
     def user_embedding(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
@@ -91,7 +93,7 @@ class TwoTowerModel(tf.keras.Model):
 
     def logits(self, user_embedding: tf.Tensor, item_embedding: tf.Tensor) -> tf.Tensor:
         """[B, D] x [N, D] -> [B, N] similarity / temperature."""
-        return self.temperature(self.similarity(user_embedding, item_embedding))
+        return self.temperature(self.similarity(user_embedding, item_embedding)) + self.score_bias
 
     def score_matrix(self, user_features: dict[str, tf.Tensor], item_features: dict[str, tf.Tensor],
                      training: bool = False) -> tf.Tensor:
@@ -99,12 +101,16 @@ class TwoTowerModel(tf.keras.Model):
         return self.logits(self.user_embedding(user_features, training=training),
                            self.item_embedding(item_features, training=training))
 
+    def pair_logits(self, user_embedding: tf.Tensor, item_embedding: tf.Tensor) -> tf.Tensor:
+        """Row-aligned (user i, item i) logits from tower outputs: [B] (pointwise / pre-ranking)."""
+        similarity = self.paired_similarity(user_embedding, item_embedding[:, tf.newaxis])[:, 0]
+        return self.temperature(similarity) + self.score_bias
+
     def score(self, user_features: dict[str, tf.Tensor], item_features: dict[str, tf.Tensor],
               training: bool = False) -> tf.Tensor:
-        """Row-aligned (user i, item i) pairs: [B]."""
-        users = self.user_embedding(user_features, training=training)
-        items = self.item_embedding(item_features, training=training)
-        return self.temperature(self.paired_similarity(users, items[:, tf.newaxis])[:, 0])
+        """Row-aligned (user i, item i) pairs: [B] logits."""
+        return self.pair_logits(self.user_embedding(user_features, training=training),
+                                self.item_embedding(item_features, training=training))
 
     def auxiliary_loss(self, user_embedding: tf.Tensor, item_embedding: tf.Tensor,
                        features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:

@@ -49,6 +49,8 @@ from tower_zoo.training.samplers import AliasSampler, downsample_positives, unig
 MANIFEST_NAME = "manifest.json"
 NEGATIVE_SOURCES = ("in_batch", "global", "mixed")
 SAMPLE_WEIGHT_KEY = "__sample_weight__"
+LABEL_KEY = "__label__"
+TEACHER_KEY = "__teacher_logit__"
 HARD_NEGATIVES_KEY = "__hard_negatives__"
 
 
@@ -61,6 +63,7 @@ def objective_key(name: str) -> str:
 class TrainerConfig:
     """Training hyper-parameters (all overridable as ``Trainer(model, **overrides)``)."""
 
+    task: str = "retrieval"  # or "ranking": pointwise BCE on exposure labels (pre-ranking)
     epochs: int = 5
     batch_size: int = 512
     learning_rate: float = 1e-3
@@ -74,6 +77,7 @@ class TrainerConfig:
     logq_mode: str = "per_source"  # or "shared": every column log(count/N), whatever its source
     remove_accidental_hits: bool = True
     downsample_threshold: float = 0.0  # word2vec t for positive down-sampling; 0 = off
+    distill_weight: float = 1.0  # ranking: weight of the distillation loss when teacher logits are given
     seed: int = 42
     log_every_steps: int = 0
     checkpoint_dir: str | None = None
@@ -97,6 +101,13 @@ class TrainerConfig:
             raise ValueError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
         if self.downsample_threshold < 0:
             raise ValueError(f"downsample_threshold must be >= 0, got {self.downsample_threshold}")
+        if self.task not in ("retrieval", "ranking"):
+            raise ValueError(f"task must be 'retrieval' or 'ranking', got {self.task!r}")
+        if self.task == "ranking":
+            if self.logq_correction or self.hard_negatives or self.negatives != "in_batch":
+                raise ValueError("task='ranking' trains pointwise on labels: negatives, hard_negatives and logQ "
+                                 "do not apply")
+            self.logq_correction = False
         if self.logq_mode not in ("per_source", "shared"):
             raise ValueError(f"logq_mode must be 'per_source' or 'shared', got {self.logq_mode!r}")
         if self.logq_correction is None:
@@ -170,6 +181,17 @@ def check_manifest(checkpoint_dir: str, model) -> None:
             raise ValueError(
                 f"checkpoint in {checkpoint_dir!r} does not match this model: {key} is "
                 f"{saved.get(key)!r} there, {value!r} here")
+
+
+def distillation_loss(student_logits: tf.Tensor, teacher_logits: tf.Tensor) -> tf.Tensor:
+    """MSE between logits plus a pairwise rank loss: for every in-batch pair the teacher orders
+    (t_i > t_j), softplus(-(s_i - s_j)) averaged over those pairs. Inputs [B]; output scalar."""
+    teacher_logits = tf.cast(teacher_logits, student_logits.dtype)
+    mse = tf.reduce_mean(tf.square(student_logits - teacher_logits))
+    ordered = tf.cast(teacher_logits[:, tf.newaxis] > teacher_logits[tf.newaxis, :], student_logits.dtype)
+    gaps = student_logits[:, tf.newaxis] - student_logits[tf.newaxis, :]
+    rank = tf.math.divide_no_nan(tf.reduce_sum(tf.nn.softplus(-gaps) * ordered), tf.reduce_sum(ordered))
+    return mse + rank
 
 
 def gather_rows(table: Mapping[str, tf.Tensor], rows: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -294,10 +316,25 @@ class Trainer:
             total += self._batch_loss({"user": users[:, k], "item": items[:, k]}, batch, k, weight)
         return total
 
+    def _ranking_loss(self, features, batch) -> tf.Tensor:
+        """Pointwise BCE on exposure labels (+ distillation from teacher logits, + the model's own terms)."""
+        towers = self.model(features, training=True)
+        logits = self.model.pair_logits(towers["user"], towers["item"])
+        labels = batch[LABEL_KEY]
+        per_example = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+        weight = batch.get(SAMPLE_WEIGHT_KEY)
+        loss = (tf.reduce_mean(per_example) if weight is None
+                else tf.math.divide_no_nan(tf.reduce_sum(per_example * weight), tf.reduce_sum(weight)))
+        if TEACHER_KEY in batch:
+            loss += self.config.distill_weight * distillation_loss(logits, batch[TEACHER_KEY])
+        return loss + self.model.auxiliary_loss(towers["user"], towers["item"], batch, training=True)
+
     def _step(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
         features = {k: v for k, v in batch.items() if not k.startswith("__")}
         with tf.GradientTape() as tape:
-            if getattr(self.model, "objective_names", None):
+            if self.config.task == "ranking":
+                loss = self._ranking_loss(features, batch)
+            elif getattr(self.model, "objective_names", None):
                 loss = self._objective_losses(features, batch)
             else:
                 towers = self.model(features, training=True)
@@ -312,7 +349,8 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def _prepare(self, examples: Mapping[str, np.ndarray], item_table: Mapping[str, np.ndarray] | None,
                  sample_weight: np.ndarray | None, hard_negatives: np.ndarray | None,
-                 objective_labels: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                 objective_labels: Mapping[str, np.ndarray] | None = None, labels: np.ndarray | None = None,
+                 teacher_logits: np.ndarray | None = None) -> dict[str, np.ndarray]:
         size = num_rows(examples)
         spec = self.model.feature_spec
         missing = sorted(set(spec.names) - set(examples))
@@ -357,8 +395,21 @@ class Trainer:
             if hard_negatives.shape != expected:
                 raise ValueError(f"hard_negatives must have shape {expected}, got {hard_negatives.shape}")
             arrays[HARD_NEGATIVES_KEY] = hard_negatives
+        for key, values, name in ((LABEL_KEY, labels, "labels"), (TEACHER_KEY, teacher_logits, "teacher_logits")):
+            if values is None:
+                continue
+            if self.config.task != "ranking":
+                raise ValueError(f"{name} are for task='ranking'; retrieval trains on positive pairs")
+            values = np.asarray(values, np.float32)
+            if values.shape != (size,) or not np.all(np.isfinite(values)):
+                raise ValueError(f"{name} must be finite with shape ({size},), got {values.shape}")
+            if key == LABEL_KEY and not np.all(np.isin(values, (0.0, 1.0))):
+                raise ValueError("labels must be 0/1")
+            arrays[key] = values
+        if self.config.task == "ranking" and LABEL_KEY not in arrays:
+            raise ValueError("task='ranking' needs labels= (0/1 per exposure)")
         objectives = getattr(self.model, "objective_names", None)
-        if objectives:
+        if objectives and self.config.task == "retrieval":
             missing = [o for o in objectives if o not in (objective_labels or {})]
             if missing:
                 raise ValueError(f"model {self.model.model_name!r} has objectives {list(objectives)}: pass "
@@ -376,7 +427,8 @@ class Trainer:
 
     def fit(self, examples: Mapping[str, np.ndarray], item_table: Mapping[str, np.ndarray] | None = None,
             sample_weight: np.ndarray | None = None, hard_negatives: np.ndarray | None = None,
-            objective_labels: Mapping[str, np.ndarray] | None = None, verbose: bool = True) -> list[dict[str, float]]:
+            objective_labels: Mapping[str, np.ndarray] | None = None, labels: np.ndarray | None = None,
+            teacher_logits: np.ndarray | None = None, verbose: bool = True) -> list[dict[str, float]]:
         """Trains for the configured epochs (resuming from a checkpoint when one exists).
 
         Args:
@@ -387,10 +439,13 @@ class Trainer:
           sample_weight: [R] per-example weights (e.g. fused multi-objective labels).
           hard_negatives: int [R, hard_negatives] rows of ``item_table`` per example.
           objective_labels: ``{objective: [R] 0/1}`` for multi-objective models (one head each).
+          labels: task="ranking": 0/1 [R] per exposure (examples then hold negatives too).
+          teacher_logits: task="ranking": [R] a ranker's logits to distil (MSE + pairwise rank loss).
         Returns:
           One dict per epoch run: epoch, loss (mean over steps), seconds, examples_per_second.
         """
-        arrays = self._prepare(examples, item_table, sample_weight, hard_negatives, objective_labels)
+        arrays = self._prepare(examples, item_table, sample_weight, hard_negatives, objective_labels, labels,
+                               teacher_logits)
         codes = arrays[self._item_id]
         start_epoch = self.restore()
         history = []
