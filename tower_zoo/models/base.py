@@ -25,6 +25,10 @@ from tower_zoo.data.spec import FeatureSpec
 from tower_zoo.layers import Temperature
 
 
+# Key of the 0/1 exposure label in a pre-ranking training batch, visible to ``auxiliary_loss``.
+LABEL_FEATURE = "__label__"
+
+
 @dataclasses.dataclass
 class TwoTowerConfig:
     """Hyper-parameters every model has.

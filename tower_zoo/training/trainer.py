@@ -43,13 +43,13 @@ import tensorflow as tf
 from absl import logging
 
 from tower_zoo.data.pipeline import make_dataset, num_rows
+from tower_zoo.models.base import LABEL_FEATURE as LABEL_KEY
 from tower_zoo.training.losses import LOSSES, make_loss, valid_negative_mask
 from tower_zoo.training.samplers import AliasSampler, downsample_positives, unigram_probabilities
 
 MANIFEST_NAME = "manifest.json"
 NEGATIVE_SOURCES = ("in_batch", "global", "mixed")
 SAMPLE_WEIGHT_KEY = "__sample_weight__"
-LABEL_KEY = "__label__"
 TEACHER_KEY = "__teacher_logit__"
 HARD_NEGATIVES_KEY = "__hard_negatives__"
 
