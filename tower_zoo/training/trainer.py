@@ -343,7 +343,9 @@ class Trainer:
             if self.model.losses:
                 loss += tf.add_n(self.model.losses)
         variables = self.model.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        gradients = tape.gradient(loss, variables)
+        # Variables a loss does not use (the score bias under a softmax) get None: skip them quietly.
+        self.optimizer.apply_gradients((g, v) for g, v in zip(gradients, variables) if g is not None)
         return loss
 
     # ------------------------------------------------------------------ training
