@@ -125,3 +125,11 @@ def test_time_split_is_global_by_timestamp_with_labels():
     assert split.test_history[1].tolist() == [code[101], code[102], code[100]]
     with pytest.raises(ValueError, match="test_fraction"):
         time_split(data, test_fraction=1.5)
+
+
+def test_build_interaction_data_rejects_nan_feature_values():
+    data = _tiny_data()
+    users = data.users.copy()
+    users.loc[1, "gender"] = None
+    with pytest.raises(ValueError, match="user feature column 'gender' has a missing/NaN value at row 1"):
+        build_interaction_data("x", data.ratings, users, data.items)

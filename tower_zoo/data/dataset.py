@@ -111,6 +111,9 @@ def build_interaction_data(name: str, ratings: pd.DataFrame, users: pd.DataFrame
             if column in ("user_id", "item_id") or column in display_columns:
                 continue
             values = frame[column]
+            if column not in sequence_columns and values.isna().any():
+                row = values.index[values.isna().to_numpy()][0]
+                raise ValueError(f"{name}: {side} feature column {column!r} has a missing/NaN value at row {row}")
             if column in sequence_columns:
                 features.append(infer_sequence(column, side, values, max(len(v) for v in values) or 1))
             elif column in numeric_boundaries:

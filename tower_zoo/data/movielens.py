@@ -41,7 +41,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import urllib.error
 import urllib.request
 import zipfile
 import zlib
@@ -130,13 +129,13 @@ def _read_delimited(path: pathlib.Path, separator: str, names: Sequence[str],
     number of fields or an empty field other than those in ``optional``. Multi-character
     separators (ML-1M's ``::``) are mapped to one character so pandas' fast C parser can be used.
     """
-    text = path.read_text(encoding="latin-1")
+    text, parser_separator = path.read_text(encoding="latin-1"), separator
     if len(separator) > 1:
         if _FIELD_SEPARATOR in text:
             raise ValueError(f"{str(path)!r} contains the control character \\x1f; it is not a MovieLens file")
-        text, separator = text.replace(separator, _FIELD_SEPARATOR), _FIELD_SEPARATOR
+        text, parser_separator = text.replace(separator, _FIELD_SEPARATOR), _FIELD_SEPARATOR
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=separator, header=None, dtype=str, keep_default_na=False,
+        frame = pd.read_csv(io.StringIO(text), sep=parser_separator, header=None, dtype=str, keep_default_na=False,
                             quoting=csv.QUOTE_NONE, skip_blank_lines=True)
     except pd.errors.EmptyDataError as err:
         raise ValueError(f"{str(path)!r} is empty") from err

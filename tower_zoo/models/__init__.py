@@ -3,11 +3,12 @@
 from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel
 from tower_zoo.models.dat import DATConfig, DualAugmentedTwoTower
 from tower_zoo.models.dssm import DSSM, DSSMConfig
+from tower_zoo.models.hit import HierarchicalInteractionTwoTower, HITConfig
 from tower_zoo.models.int_tower import IntTower, IntTowerConfig
 from tower_zoo.models.logistic_regression import LogisticRegression, LogisticRegressionConfig
 from tower_zoo.models.mf import MatrixFactorization, MFConfig
 from tower_zoo.models.poly_encoder import PolyEncoder, PolyEncoderConfig
 from tower_zoo.models.multi_objective import MultiObjectiveConfig, MultiObjectiveModel
 
-__all__ = ["TwoTowerConfig", "TwoTowerModel", "DATConfig", "DualAugmentedTwoTower", "DSSM", "DSSMConfig", "IntTower", "IntTowerConfig", "LogisticRegression", "LogisticRegressionConfig", "MatrixFactorization", "MFConfig",
+__all__ = ["TwoTowerConfig", "TwoTowerModel", "DATConfig", "DualAugmentedTwoTower", "DSSM", "DSSMConfig", "HierarchicalInteractionTwoTower", "HITConfig", "IntTower", "IntTowerConfig", "LogisticRegression", "LogisticRegressionConfig", "MatrixFactorization", "MFConfig",
            "MultiObjectiveConfig", "MultiObjectiveModel", "PolyEncoder", "PolyEncoderConfig"]
