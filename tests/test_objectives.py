@@ -49,3 +49,13 @@ def test_multi_objective_training_needs_labels_and_learns(split):
     single = Trainer(tower_zoo.create_model("mf", split.data.feature_spec), epochs=1)
     with pytest.raises(ValueError, match="has one objective"):
         single.fit(examples, objective_labels=labels, verbose=False)
+
+
+def test_fuse_objective_scores_by_hand():
+    from tower_zoo.training.objectives import fuse_objective_scores
+
+    fused = fuse_objective_scores({"like": np.array([0.0, np.log(3.0)]), "love": np.array([0.0, 0.0])},
+                                  {"like": 1.0, "love": 2.0})
+    np.testing.assert_allclose(fused, [0.5 + 1.0, 0.75 + 1.0])
+    with pytest.raises(ValueError, match="unknown objective"):
+        fuse_objective_scores({"like": np.zeros(2)}, {"click": 1.0})

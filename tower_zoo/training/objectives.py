@@ -38,3 +38,16 @@ def fuse_label_weights(labels: Mapping[str, np.ndarray], weights: Mapping[str, f
     if len(set(sizes.values())) != 1:
         raise ValueError(f"objective labels have different lengths: {sizes}")
     return sum(float(w) * np.asarray(labels[k], np.float32) for k, w in weights.items()).astype(np.float32)
+
+
+def fuse_objective_scores(logits: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """Scoring-time fusion of per-objective logits: Σ_k w_k · sigmoid(logit_k), float64 [R].
+
+    Each objective's model (or head) predicts its own probability; the weights trade them off
+    without retraining (e.g. like = 1, love = 0.5)."""
+    unknown = sorted(set(weights) - set(logits))
+    if unknown:
+        raise ValueError(f"weights for unknown objective(s) {unknown}; scores are for {sorted(logits)}")
+    if not weights:
+        raise ValueError("no objective weights given")
+    return sum(float(w) / (1.0 + np.exp(-np.asarray(logits[k], np.float64))) for k, w in weights.items())
