@@ -20,11 +20,11 @@ import json
 import os
 import time
 
+import tower_zoo  # noqa: I001  (first: it selects legacy Keras before TensorFlow loads)
+
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-
-import tower_zoo
 from tower_zoo.data import movielens_100k, time_split
 from tower_zoo.evaluation.preranking import PreRankingEvaluator, auc, gauc
 from tower_zoo.training import Trainer
