@@ -1,10 +1,11 @@
 """Pre-ranking models on MovieLens-100K exposures: AUC, GAUC, logloss and per-candidate scoring cost.
 
-    python -m benchmarks.preranking [--epochs 5] [--out benchmarks/results]
+    python -m benchmarks.preranking [--epochs 8] [--out benchmarks/results]
 
 Protocol: every rating is an exposure; label like = rating >= 4 (second objective love = rating 5); a global
-time split puts the latest 20% of exposures in the test set (20,001 impressions). Every model trains
-pointwise (BCE on like) with the same seed; the RQ student is trained twice, with and without distillation
+time split puts the latest 20% of exposures in the test set (20,001 impressions) and the 10% before them in a
+validation set. Every model trains pointwise (BCE on like) with the same seed, one epoch at a time up to
+--epochs, keeping the epoch with the best validation AUC (patience 2); the RQ student is trained twice, with and without distillation
 from the target-attention teacher (MSE on logits + pairwise rank loss). The fused row adds an int_tower
 trained on love and fuses the two probabilities (like + 0.5 · love) at scoring time.
 
@@ -30,7 +31,7 @@ from tower_zoo.evaluation.preranking import PreRankingEvaluator, auc, gauc
 from tower_zoo.training import Trainer
 from tower_zoo.training.objectives import fuse_objective_scores
 
-flags.DEFINE_integer("epochs", 5, "Epochs per model.")
+flags.DEFINE_integer("epochs", 8, "Most epochs per model (early stopping on validation AUC, patience 2).")
 flags.DEFINE_integer("seed", 42, "Seed.")
 flags.DEFINE_string("out", "benchmarks/results", "Output directory.")
 FLAGS = flags.FLAGS
@@ -62,7 +63,8 @@ def scoring_cost_us(model, split) -> float:
 
 def main(argv):
     del argv
-    split = time_split(movielens_100k())
+    split = time_split(movielens_100k(), test_fraction=0.2, valid_fraction=0.1)
+    valid = split.examples("valid")
     train, labels, test = split.examples("train"), split.labels("train"), split.examples("test")
     test_labels = split.labels("test")
     evaluator = PreRankingEvaluator()
@@ -74,18 +76,22 @@ def main(argv):
             model.build_weights()
             model.initialize_codebooks(split.candidates()[0], seed=FLAGS.seed)
         started = time.perf_counter()
-        Trainer(model, task="ranking", epochs=FLAGS.epochs, seed=FLAGS.seed).fit(
-            train, labels=labels[objective], teacher_logits=distill, verbose=False)
-        seconds = (time.perf_counter() - started) / FLAGS.epochs
+        valid_labels = split.labels("valid")[objective]
+        stopped = Trainer(model, task="ranking", epochs=FLAGS.epochs, seed=FLAGS.seed).fit_with_early_stopping(
+            train, lambda m: auc(valid_labels, evaluator.predict(m, valid)), labels=labels[objective],
+            teacher_logits=distill, verbose=False)
+        seconds = (time.perf_counter() - started) / len(stopped["values"])
         report = evaluator.evaluate(model, test, test_labels)
         row = {"auc": report.metrics["like"]["auc"], "gauc": report.metrics["like"]["gauc"],
                "logloss": report.metrics["like"]["logloss"], "auc_love": report.metrics["love"]["auc"],
-               "seconds_per_epoch": seconds, "us_per_candidate": scoring_cost_us(model, split)}
+               "seconds_per_epoch": seconds, "us_per_candidate": scoring_cost_us(model, split),
+               "best_epoch": stopped["best_epoch"]}
         if name == "rq_target_attention":
             row["codebook_usage"] = model.codebook_usage(split.candidates()[0])
         rows[label] = row
         print(f"{label:42s} AUC {row['auc']:.4f} GAUC {row['gauc']:.4f} logloss {row['logloss']:.4f} "
-              f"{row['us_per_candidate']:.2f}us/cand {seconds:.1f}s/epoch", flush=True)
+              f"{row['us_per_candidate']:.2f}us/cand {seconds:.1f}s/epoch best epoch {stopped['best_epoch']}",
+              flush=True)
         return model
 
     for label, name, overrides in MODELS:
@@ -96,9 +102,7 @@ def main(argv):
             like_logits["like"] = evaluator.predict(model, test)
     run("rq_target_attention (no distillation)", "rq_target_attention", {})
     run("rq_target_attention (distilled from teacher)", "rq_target_attention", {}, distill=teacher_logits)
-    love_model = tower_zoo.create_model("int_tower", split.data.feature_spec)
-    Trainer(love_model, task="ranking", epochs=FLAGS.epochs, seed=FLAGS.seed).fit(
-        train, labels=labels["love"], verbose=False)
+    love_model = run("int_tower (trained on love)", "int_tower", {}, objective="love")
     like_logits["love"] = evaluator.predict(love_model, test)
     fused = fuse_objective_scores(like_logits, {"like": 1.0, "love": 0.5})
     users = test[split.data.feature_spec.user_id_feature]
@@ -106,12 +110,13 @@ def main(argv):
                  "auc_love": auc(test_labels["love"], fused)}
     lines = [f"MovieLens-100K exposures, global time split (test = latest 20%: {len(users):,} impressions), "
              f"{FLAGS.epochs} epochs, seed {FLAGS.seed}. Label like = rating >= 4.", "",
-             "| model | AUC | GAUC | logloss | AUC (love = 5 stars) | µs / candidate | s/epoch |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| model | AUC | GAUC | logloss | AUC (love = 5 stars) | µs / candidate | s/epoch | best epoch |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {n} | {r['auc']:.4f} | {r['gauc']:.4f} | {r['logloss']:.4f} | {r['auc_love']:.4f} | "
-              f"{r['us_per_candidate']:.2f} | {r['seconds_per_epoch']:.1f} |" for n, r in rows.items()]
+              f"{r['us_per_candidate']:.2f} | {r['seconds_per_epoch']:.1f} | {r['best_epoch']} |"
+              for n, r in rows.items()]
     lines.append(f"| int_tower like + 0.5 · love (two models, fused) | {fused_row['auc']:.4f} | "
-                 f"{fused_row['gauc']:.4f} | – | {fused_row['auc_love']:.4f} | – | – |")
+                 f"{fused_row['gauc']:.4f} | – | {fused_row['auc_love']:.4f} | – | – | – |")
     for name, row in rows.items():
         if "codebook_usage" in row:
             usage = row["codebook_usage"]

@@ -63,3 +63,26 @@ def test_bad_trainer_options(split):
         trainer.fit({k: v for k, v in examples.items() if k != "item_id"})
     with pytest.raises(ValueError, match="different lengths"):
         trainer.fit(dict(examples, user_id=examples["user_id"][:-1]))
+
+
+def test_fit_continues_and_early_stopping_restores_the_best_epoch(split):
+    model = tower_zoo.create_model("dssm", split.data.feature_spec, hidden_units=(16, 8))
+    trainer = Trainer(model, epochs=1, batch_size=64, seed=3)
+    trainer.fit(split.examples("train"), verbose=False)
+    trainer.config.epochs = 2
+    assert [h["epoch"] for h in trainer.fit(split.examples("train"), verbose=False)] == [2]
+
+    model = tower_zoo.create_model("dssm", split.data.feature_spec, hidden_units=(16, 8))
+    trainer = Trainer(model, epochs=6, batch_size=64, seed=3)
+    scripted = iter([0.5, 0.7, 0.6, 0.65, 0.9, 0.9])   # best at epoch 2, then 2 epochs without improvement
+    snapshots = {}
+
+    def validate(m):
+        value = next(scripted)
+        snapshots[len(snapshots) + 1] = [w.copy() for w in m.get_weights()]
+        return value
+
+    result = trainer.fit_with_early_stopping(split.examples("train"), validate, patience=2, verbose=False)
+    assert result["best_epoch"] == 2 and result["values"] == [0.5, 0.7, 0.6, 0.65]
+    for restored, saved in zip(model.get_weights(), snapshots[2]):
+        np.testing.assert_array_equal(restored, saved)

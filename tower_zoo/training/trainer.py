@@ -427,6 +427,26 @@ class Trainer:
                              "fuse them with fuse_label_weights into sample_weight")
         return arrays
 
+    def fit_with_early_stopping(self, examples: Mapping[str, np.ndarray], validate, patience: int = 2,
+                                **fit_kwargs: Any) -> dict[str, Any]:
+        """Trains one epoch at a time up to ``epochs``; after each, ``validate(model) -> float``
+        (higher is better). Stops after ``patience`` epochs without improvement and restores the best
+        epoch's weights. Returns {"best_epoch", "best_value", "values", "history"}."""
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        last_epoch, best, best_weights, values, history = self.config.epochs, -np.inf, None, [], []
+        for epoch in range(int(self.epoch.numpy()) + 1, last_epoch + 1):
+            self.config.epochs = epoch
+            history += self.fit(examples, **fit_kwargs)
+            values.append(float(validate(self.model)))
+            if values[-1] > best:
+                best, best_weights, best_epoch = values[-1], self.model.get_weights(), epoch
+            elif epoch - best_epoch >= patience:
+                break
+        self.config.epochs = last_epoch
+        self.model.set_weights(best_weights)
+        return {"best_epoch": best_epoch, "best_value": best, "values": values, "history": history}
+
     def fit(self, examples: Mapping[str, np.ndarray], item_table: Mapping[str, np.ndarray] | None = None,
             sample_weight: np.ndarray | None = None, hard_negatives: np.ndarray | None = None,
             objective_labels: Mapping[str, np.ndarray] | None = None, labels: np.ndarray | None = None,
@@ -449,7 +469,8 @@ class Trainer:
         arrays = self._prepare(examples, item_table, sample_weight, hard_negatives, objective_labels, labels,
                                teacher_logits)
         codes = arrays[self._item_id]
-        start_epoch = self.restore()
+        # Continue where this trainer stopped (a checkpoint, or an earlier fit call with fewer epochs).
+        start_epoch = self.restore() or int(self.epoch.numpy())
         history = []
         for epoch in range(start_epoch, self.config.epochs):
             epoch_arrays = arrays
