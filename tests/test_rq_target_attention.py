@@ -85,3 +85,26 @@ def test_distillation_loss_by_hand():
     # teacher orders (0 > 1), (0 > 2): softplus(-(1 - 0)), softplus(-(1 - 2)); (1 = 2) is not ordered
     rank = (math.log1p(math.exp(-1.0)) + math.log1p(math.exp(1.0))) / 2
     assert float(distillation_loss(student, teacher)) == pytest.approx(mse + rank, rel=1e-6)
+
+
+def test_masked_attention_pool_ignores_padding():
+    from tower_zoo.layers import masked_attention_pool
+
+    values = tf.constant([[[1.0, 0.0], [0.0, 1.0], [50.0, 50.0]]])
+    logits = tf.constant([[0.0, tf.math.log(3.0).numpy(), 100.0]])     # the padded slot has the largest logit
+    mask = tf.constant([[True, True, False]])
+    # softmax over the two valid slots: [1/4, 3/4]
+    np.testing.assert_allclose(masked_attention_pool(logits, values, mask).numpy(), [[0.25, 0.75]], rtol=1e-5)
+    empty = masked_attention_pool(logits, values, tf.constant([[False, False, False]]))
+    np.testing.assert_array_equal(empty.numpy(), [[0.0, 0.0]])
+
+
+def test_student_history_padding_never_changes_a_score(split):
+    model = _student(split)
+    batch = {k: v[:3] for k, v in split.examples("train").items()}
+    history = np.zeros_like(batch["history"])
+    history[:, :2] = [[5, 9], [7, 3], [4, 4]]
+    moved = np.zeros_like(history)
+    moved[:, 4:6] = history[:, :2]
+    np.testing.assert_allclose(model.score(dict(batch, history=history), batch).numpy(),
+                               model.score(dict(batch, history=moved), batch).numpy(), rtol=1e-5)
