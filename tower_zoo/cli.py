@@ -4,6 +4,8 @@
     tower-zoo train --model dssm --dataset movielens-100k --epochs 5 --out runs/dssm [--set temperature=0.1]
     tower-zoo evaluate --run runs/dssm [--ks 10,50,100] [--noscann]
     tower-zoo benchmark --models mf,dssm --epochs 5 --out runs/bench
+    tower-zoo export --run runs/dssm --export_dir exports/dssm
+    tower-zoo query --export_dir exports/dssm --user_id 1,2 --k 10
 
 ``train`` evaluates the trained model right away unless ``--noevaluate``.
 """
@@ -22,7 +24,7 @@ import tower_zoo
 from tower_zoo import registry
 
 FLAGS = flags.FLAGS
-COMMANDS = ("list", "train", "evaluate", "benchmark")
+COMMANDS = ("list", "train", "evaluate", "benchmark", "export", "query")
 
 flags.DEFINE_string("model", "dssm", "Registered model name (see `tower-zoo list`).")
 flags.DEFINE_list("models", ["mf", "dssm"], "Models for `benchmark`.")
@@ -51,7 +53,11 @@ flags.DEFINE_multi_string("set", [], "Model config override key=value (repeatabl
 flags.DEFINE_list("ks", ["10", "50", "100"], "Cut-offs K for Recall/HitRate/NDCG@K.")
 flags.DEFINE_boolean("scann", True, "Also evaluate with a ScaNN index (exact search always runs).")
 flags.DEFINE_boolean("evaluate", True, "Evaluate after `train`.")
-flags.DEFINE_enum("kind", None, ["retrieval", "pre_ranking"], "Filter for `list`.")
+flags.DEFINE_enum("kind", None, ["retrieval", "pre_ranking", "baseline"], "Filter for `list`.")
+flags.DEFINE_string("export_dir", None, "Export directory (export writes it, query reads it).")
+flags.DEFINE_boolean("overwrite", False, "export: replace an existing export directory.")
+flags.DEFINE_list("user_id", [], "query: raw user ids to recommend for.")
+flags.DEFINE_integer("k", 10, "query: how many items per user.")
 FLAGS.set_default("verbosity", -1)  # absl WARNING: TensorFlow's INFO lines drown the metrics; --verbosity=0 shows them
 
 
@@ -226,15 +232,43 @@ def cmd_benchmark() -> None:
         json.dump({"metrics": rows, "seconds_per_epoch": timings}, handle, indent=2)
 
 
+def cmd_export() -> None:
+    from tower_zoo.runs import export_run
+
+    if not FLAGS.run or not FLAGS.export_dir:
+        raise UsageError("export needs --run DIR (a trained run) and --export_dir DIR")
+    export_run(FLAGS.run, FLAGS.export_dir, overwrite=FLAGS.overwrite)
+    print(f"exported {FLAGS.run} to {FLAGS.export_dir}")
+
+
+def cmd_query() -> None:
+    from tower_zoo import serving
+
+    if not FLAGS.export_dir or not FLAGS.user_id:
+        raise UsageError("query needs --export_dir DIR and --user_id ID[,ID...]")
+    try:
+        user_ids = [int(u) for u in FLAGS.user_id]
+    except ValueError as err:
+        raise UsageError(f"--user_id must be integers, got {FLAGS.user_id}") from err
+    retriever = serving.load(FLAGS.export_dir)
+    ids, scores = retriever.search_users(user_ids, FLAGS.k)
+    for user, row, row_scores in zip(user_ids, ids, scores):
+        print(f"user {user}:")
+        for rank, (item, score) in enumerate(zip(row, row_scores), start=1):
+            if item >= 0:
+                print(f"  {rank:3d}. {retriever.titles.get(int(item), item)}  ({score:.3f})")
+
+
 def main(argv: Sequence[str]) -> int:
-    commands = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "benchmark": cmd_benchmark}
+    commands = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "benchmark": cmd_benchmark,
+                "export": cmd_export, "query": cmd_query}
     if len(argv) != 2 or argv[1] not in commands:
         print(f"usage: tower-zoo {{{'|'.join(COMMANDS)}}} [flags]; got {' '.join(argv[1:]) or 'no command'}",
               file=sys.stderr)
         return 2
     try:
         commands[argv[1]]()
-    except (UsageError, ValueError, FileNotFoundError) as err:
+    except (UsageError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"tower-zoo {argv[1]}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -167,3 +167,17 @@ def metrics_table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str
     for name, values in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{values[c]:.4f}" if c in values else "-" for c in columns) + " |")
     return "\n".join(lines)
+
+
+def export_run(run_dir: str, export_dir: str, overwrite: bool = False):
+    """Exports a trained run for serving: user tower, item vectors, ScaNN index, the users' features at
+    the end of the data (their full history) and the item titles. Returns the Retriever."""
+    from tower_zoo import serving
+
+    model, split, _ = load_run(run_dir)
+    queries, _, _ = split.queries("test")
+    items, ids = split.candidates()
+    users = {**queries, "__raw_user_id__": split.test["user_id"].drop_duplicates().to_numpy(np.int64)}
+    titles = dict(zip(split.data.items["item_id"].tolist(), split.data.items.get(
+        "title", split.data.items["item_id"].astype(str)).tolist()))
+    return serving.export(model, items, ids, export_dir, users=users, titles=titles, overwrite=overwrite)

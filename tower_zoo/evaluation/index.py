@@ -147,6 +147,9 @@ class ScannIndex:
         self._exact = None
         self._searcher, self._depth = None, 0
         self.build_seconds = 0.0
+        # Serving indexes are built once: deeper searches are served from the existing searcher (padded
+        # with -1 beyond its depth) instead of re-training a new partitioning.
+        self.allow_rebuild = True
         if len(self.ids) < self.config.min_corpus_size:
             self.fallback_reason = (f"corpus of {len(self.ids)} items is below min_corpus_size="
                                     f"{self.config.min_corpus_size}: exact search used instead of ScaNN")
@@ -156,7 +159,8 @@ class ScannIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def _build(self, depth: int) -> None:
+    def build(self, depth: int) -> None:
+        """Builds the searcher for up to ``depth`` neighbours per query (``search`` rebuilds if asked for more)."""
         from scann import scann_ops_pybind
 
         knobs = self.config.resolved(len(self.ids), depth)
@@ -170,14 +174,28 @@ class ScannIndex:
         self.build_seconds = time.perf_counter() - started
         self.knobs, self._depth = knobs, depth
 
+    def serialize(self, directory: str) -> None:
+        """Writes the built searcher with ScaNN's own serialization."""
+        if self._searcher is None:
+            raise ValueError("the ScaNN searcher is not built yet (call build(depth) or search first)")
+        self._searcher.serialize(directory)
+
+    def attach(self, searcher, depth: int | None = None) -> None:
+        """Uses an existing (e.g. deserialized) searcher over this index's embeddings."""
+        self._exact = None
+        self.fallback_reason = None
+        self._searcher = searcher
+        self._depth = depth or len(self.ids)
+        self.knobs = self.config.resolved(len(self.ids), self._depth)
+
     def search(self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None):
         if self._exact is not None:
             return self._exact.search(queries, k, exclude)
         queries = _check_queries(queries, self.embeddings.shape[1], k, exclude)
         extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
         depth = min(len(self.ids), k + extra)
-        if self._searcher is None or depth > self._depth:
-            self._build(depth)
+        if self._searcher is None or (depth > self._depth and self.allow_rebuild):
+            self.build(depth)
         rows, scores = self._searcher.search_batched(queries, final_num_neighbors=depth)
         rows = np.asarray(rows, np.int64)
         scores = np.asarray(scores, np.float32)

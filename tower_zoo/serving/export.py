@@ -1,0 +1,239 @@
+"""Export a retrieval model for serving and load it back.
+
+An export directory holds:
+
+* ``user_tower/``: a SavedModel whose ``serving_default`` signature maps encoded user features
+  (int32 ids / buckets / sequences, float32 numerics; names as in the feature spec) to user vectors [B, D];
+* ``item_embeddings.npy`` [N, D] and ``item_ids.npy`` [N]: the item side, computed offline;
+* ``scann/``: the ScaNN index in ScaNN's own serialization (absent for corpora below its minimum size);
+* ``users.npz``: the encoded user features of every known user at export time (their history included),
+  so ``tower-zoo query --user_id`` can serve a known user without the training data;
+* ``items.json``: item ids and titles, for display;
+* ``manifest.json``: model name and config, the feature spec, the ScaNN knobs, and the SHA-256 of every file.
+
+The directory is written under a temporary name beside the target and renamed into place, so a crash never
+leaves a half-written export under the real name; ``load`` verifies every checksum and refuses a truncated or
+altered file. ScaNN records absolute asset paths when it serializes; ``load`` points them at the export's
+actual location, so an export can be moved or copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import re
+import shutil
+import tempfile
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tower_zoo.data.spec import FeatureSpec, NumericFeature, OOVCounter, SequenceFeature
+from tower_zoo.evaluation.index import ScannConfig, ScannIndex
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def _input_signature(spec: FeatureSpec) -> dict[str, tf.TensorSpec]:
+    signature = {}
+    for feature in spec.user_features:
+        if isinstance(feature, SequenceFeature):
+            signature[feature.name] = tf.TensorSpec([None, feature.max_length], tf.int32, name=feature.name)
+        elif isinstance(feature, NumericFeature) and not feature.bucketized:
+            signature[feature.name] = tf.TensorSpec([None], tf.float32, name=feature.name)
+        else:
+            signature[feature.name] = tf.TensorSpec([None], tf.int32, name=feature.name)
+    return signature
+
+
+class UserTowerModule(tf.Module):
+    """The user side of a model as a servable module: ``serve(**features) -> {"embedding": [B, D]}``."""
+
+    def __init__(self, model):
+        super().__init__(name="user_tower")
+        self.model = model
+        self.serve = tf.function(self._serve).get_concrete_function(**_input_signature(model.feature_spec))
+
+    def _serve(self, **features):
+        return {"embedding": self.model.user_embedding(features)}
+
+
+def _sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checksums(root: pathlib.Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): _sha256(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != MANIFEST}
+
+
+def check_indexable(model) -> None:
+    """Raises ValueError unless ``model`` scores by one dot product of a user and an item vector."""
+    from tower_zoo.models.base import TwoTowerModel
+
+    users = model.user_embedding(model.dummy_features(2))
+    plain = type(model).similarity is TwoTowerModel.similarity
+    if not isinstance(users, tf.Tensor) or users.shape.rank != 2 or not plain:
+        raise ValueError(f"model {model.model_name!r} is not ANN-indexable (multi-vector, structured or "
+                         "candidate-dependent scoring): export supports models whose score is one dot product")
+
+
+class Retriever:
+    """Top-K retrieval for users: a user tower, item vectors and an index over them.
+
+    ``search(user_features, k, exclude=None) -> (ids int64 [B, k], scores [B, k])`` embeds encoded user
+    features and searches the index; ``search_users(user_ids, k)`` serves known users by id.
+    """
+
+    def __init__(self, user_tower, item_embeddings: np.ndarray, item_ids: np.ndarray, index,
+                 feature_spec: FeatureSpec, users: Mapping[str, np.ndarray] | None = None,
+                 titles: Mapping[int, str] | None = None):
+        self.user_tower = user_tower
+        self.item_embeddings, self.item_ids, self.index = item_embeddings, item_ids, index
+        self.feature_spec = feature_spec
+        self.users = dict(users or {})
+        self.titles = dict(titles or {})
+        self.oov_counter = OOVCounter()
+
+    @classmethod
+    def from_model(cls, model, item_features: Mapping[str, np.ndarray], item_ids: np.ndarray,
+                   scann_config: ScannConfig | None = None, users: Mapping[str, np.ndarray] | None = None,
+                   titles: Mapping[int, str] | None = None, depth: int = 1000) -> "Retriever":
+        """Builds the item side and the index in memory (ScaNN; exact below its minimum corpus size).
+
+        The ScaNN searcher is built once for ``depth`` neighbours per query (k plus any excluded ids must fit)."""
+        check_indexable(model)
+        vectors = np.concatenate([model.item_embedding({k: v[i:i + 2048] for k, v in item_features.items()}).numpy()
+                                  for i in range(0, len(item_ids), 2048)]).astype(np.float32)
+        index = ScannIndex(vectors, item_ids, scann_config)
+        if index.fallback_reason is None:
+            index.build(min(depth, len(item_ids)))
+            index.allow_rebuild = False
+        return cls(lambda features: model.user_embedding(features), vectors, np.asarray(item_ids, np.int64),
+                   index, model.feature_spec, users, titles)
+
+    def user_vectors(self, user_features: Mapping[str, np.ndarray]) -> np.ndarray:
+        names = [f.name for f in self.feature_spec.user_features]
+        missing = [n for n in names if n not in user_features]
+        if missing:
+            raise ValueError(f"user features missing: {missing}; the user tower reads {names}")
+        features = {n: tf.constant(user_features[n]) for n in names}
+        return np.asarray(self.user_tower(features), np.float32)
+
+    def search(self, user_features: Mapping[str, np.ndarray], k: int = 10,
+               exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.search(self.user_vectors(user_features), k, exclude)
+
+    def search_users(self, user_ids: Sequence[int], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Serves users known at export time by raw id; an unknown id is a ValueError naming it."""
+        if not self.users:
+            raise ValueError("this retriever has no stored user table (export with users=...)")
+        known = self.users["__raw_user_id__"]
+        rows = []
+        for user_id in user_ids:
+            match = np.flatnonzero(known == int(user_id))
+            if not len(match):
+                raise ValueError(f"unknown user_id {user_id}: not among the {len(known)} users of this export")
+            rows.append(match[0])
+        features = {k: v[rows] for k, v in self.users.items() if not k.startswith("__")}
+        return self.search(features, k)
+
+
+def export(model, item_features: Mapping[str, np.ndarray], item_ids: np.ndarray, out_dir: str,
+           scann_config: ScannConfig | None = None, users: Mapping[str, np.ndarray] | None = None,
+           titles: Mapping[int, str] | None = None, overwrite: bool = False) -> Retriever:
+    """Writes the export directory (see the module docstring) and returns the in-memory Retriever."""
+    target = pathlib.Path(out_dir)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"export directory {str(target)!r} exists; pass overwrite=True (--overwrite)")
+    retriever = Retriever.from_model(model, item_features, item_ids, scann_config, users, titles)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        module = UserTowerModule(model)
+        tf.saved_model.save(module, str(staging / "user_tower"), signatures={"serving_default": module.serve})
+        np.save(staging / "item_embeddings.npy", retriever.item_embeddings)
+        np.save(staging / "item_ids.npy", retriever.item_ids)
+        if isinstance(retriever.index, ScannIndex) and retriever.index.fallback_reason is None:
+            (staging / "scann").mkdir()
+            retriever.index.serialize(str(staging / "scann"))
+        if users:
+            np.savez(staging / "users.npz", **users)
+        with open(staging / "items.json", "w") as handle:
+            json.dump({str(k): v for k, v in (titles or {}).items()}, handle)
+        config = model.get_config()
+        manifest = {"format_version": FORMAT_VERSION, "model_name": model.model_name, "model_config": config["config"],
+                    "feature_spec": config["feature_spec"], "dimension": int(retriever.item_embeddings.shape[1]),
+                    "num_items": int(len(item_ids)),
+                    "scann_config": getattr(retriever.index, "config", ScannConfig()).__dict__,
+                    "scann_depth": int(getattr(retriever.index, "_depth", 0)),
+                    "files": _checksums(staging)}
+        with open(staging / MANIFEST, "w") as handle:
+            json.dump(manifest, handle, indent=2, sort_keys=True, default=list)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return retriever
+
+
+def _load_scann(directory: pathlib.Path):
+    """ScaNN's searcher from ``directory`` with its recorded absolute asset paths pointed at ``directory``."""
+    from scann.scann_ops.py import scann_ops_pybind
+
+    scann_pybind = scann_ops_pybind.scann_pybind  # the extension module ScaNN's own loader uses
+
+    text = (directory / "scann_assets.pbtxt").read_text()
+    relocated = re.sub(r'asset_path: "([^"]*)"',
+                       lambda m: f'asset_path: "{directory / os.path.basename(m.group(1))}"', text)
+    return scann_ops_pybind.ScannSearcher(scann_pybind.ScannNumpy(str(directory), relocated), None)
+
+
+def load(export_dir: str) -> Retriever:
+    """Loads an export; every file must match the manifest's checksum."""
+    root = pathlib.Path(export_dir)
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{str(root)!r} is not a tower_zoo export: {MANIFEST} not found")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"corrupt export manifest {str(manifest_path)!r}: {err}") from err
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"export {str(root)!r} has format_version {manifest.get('format_version')!r}, "
+                         f"this tower_zoo reads {FORMAT_VERSION}")
+    actual = _checksums(root)
+    for name, digest in manifest["files"].items():
+        if name not in actual:
+            raise ValueError(f"export {str(root)!r} is missing {name}")
+        if actual[name] != digest:
+            raise ValueError(f"export file {str(root / name)!r} does not match its checksum (truncated or altered)")
+    spec = FeatureSpec.from_dict(manifest["feature_spec"])
+    embeddings = np.load(root / "item_embeddings.npy")
+    ids = np.load(root / "item_ids.npy")
+    config = ScannConfig(**manifest["scann_config"])
+    if (root / "scann").is_dir():
+        index = ScannIndex(embeddings, ids, config)
+        index.attach(_load_scann(root / "scann"), depth=manifest["scann_depth"])
+        index.allow_rebuild = False
+    else:
+        index = ScannIndex(embeddings, ids, config)  # falls back to exact, as it did at export time
+    tower = tf.saved_model.load(str(root / "user_tower")).signatures["serving_default"]
+    users = dict(np.load(root / "users.npz")) if (root / "users.npz").is_file() else None
+    titles = {int(k): v for k, v in json.loads((root / "items.json").read_text()).items()}
+    logging.info("loaded export %s: %s, %d items", root, manifest["model_name"], len(ids))
+    return Retriever(lambda features: tower(**features)["embedding"], embeddings, ids, index, spec, users, titles)
+
+
+__all__ = ["Retriever", "UserTowerModule", "export", "load"]
