@@ -202,15 +202,25 @@ def gather_rows(table: Mapping[str, tf.Tensor], rows: tf.Tensor) -> dict[str, tf
 class Trainer:
     """Fits any ``TwoTowerModel``; see the module docstring."""
 
-    def __init__(self, model, config: TrainerConfig | None = None, **overrides: Any):
+    def __init__(self, model, config: TrainerConfig | None = None, strategy: tf.distribute.Strategy | None = None,
+                 **overrides: Any):
+        """``strategy``: a ``tf.distribute`` strategy (e.g. MirroredStrategy); create the model inside
+        ``strategy.scope()``. Each global batch is split across replicas, and every replica scores its
+        queries against the item vectors of the whole global batch (all-gathered), so in-batch negatives
+        and the loss are those of single-device training with the same batch size."""
         if config is not None and overrides:
             raise ValueError("pass either a TrainerConfig or keyword overrides, not both")
         self.config = config if config is not None else make_trainer_config(overrides)
         self.config.validate()
         self.model = model
+        self.strategy = strategy or tf.distribute.get_strategy()
+        if strategy is not None and self.config.batch_size % strategy.num_replicas_in_sync:
+            raise ValueError(f"batch_size {self.config.batch_size} must divide evenly over "
+                             f"{strategy.num_replicas_in_sync} replicas")
         tf.keras.utils.set_random_seed(self.config.seed)
-        model.build_weights()
-        self.optimizer = tf.keras.optimizers.Adam(self.config.learning_rate)
+        with self.strategy.scope():
+            model.build_weights()
+            self.optimizer = tf.keras.optimizers.Adam(self.config.learning_rate)
         self.loss_layer = make_loss(self.config.loss, self.config.margin)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self._checkpoint = tf.train.Checkpoint(model=model, optimizer=self.optimizer, epoch=self.epoch)
@@ -223,7 +233,7 @@ class Trainer:
                                      name="item_log_frequency")
         self._item_table: dict[str, tf.Tensor] | None = None
         self._sampler: AliasSampler | None = None
-        self._train_step = tf.function(self._step, reduce_retracing=True)
+        self._train_step = tf.function(self._distributed_step, reduce_retracing=True)
 
     # ------------------------------------------------------------------ checkpoints
     def restore(self) -> int:
@@ -263,11 +273,13 @@ class Trainer:
         batch = tf.shape(codes)[0]
         similarities, log_q, ids = [], [], []
         if config.uses_in_batch:
-            similarities.append(model.similarity(users, positives))
-            row = tf.gather(self._log_freq, codes) + tf.math.log(tf.cast(batch, tf.float32))
+            all_items, all_codes, offset = self._global_batch(positives, codes)
+            global_batch = tf.shape(all_codes)[0]
+            similarities.append(model.similarity(users, all_items))
+            row = tf.gather(self._log_freq, all_codes) + tf.math.log(tf.cast(global_batch, tf.float32))
             log_q.append(tf.tile(row[tf.newaxis, :], [batch, 1]))
-            ids.append(tf.tile(codes[tf.newaxis, :], [batch, 1]))
-            positive_columns = tf.range(batch)
+            ids.append(tf.tile(all_codes[tf.newaxis, :], [batch, 1]))
+            positive_columns = offset + tf.range(batch)
         else:
             similarities.append(model.paired_similarity(users, positives[:, tf.newaxis]))
             log_q.append(self._global_log_q(codes)[:, tf.newaxis])
@@ -289,6 +301,17 @@ class Trainer:
         if config.logq_mode == "shared":  # the common practice: one unigram correction for every column
             return tf.concat(similarities, 1), tf.gather(self._log_freq, ids), ids, positive_columns
         return tf.concat(similarities, 1), tf.concat(log_q, 1), ids, positive_columns
+
+    def _global_batch(self, positives: tf.Tensor, codes: tf.Tensor):
+        """The whole global batch's positives and codes, and where this replica's rows start in it."""
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return positives, codes, tf.constant(0, tf.int32)
+        all_items = context.all_gather(positives, axis=0)
+        all_codes = context.all_gather(codes, axis=0)
+        sizes = context.all_gather(tf.shape(codes)[:1], axis=0)
+        offset = tf.reduce_sum(sizes[:context.replica_id_in_sync_group])
+        return all_items, all_codes, offset
 
     def _global_log_q(self, codes: tf.Tensor) -> tf.Tensor:
         """log(M · p) of the positives' items under the global sampler (the positive's own
@@ -329,6 +352,11 @@ class Trainer:
             loss += self.config.distill_weight * distillation_loss(logits, batch[TEACHER_KEY])
         return loss + self.model.auxiliary_loss(towers["user"], towers["item"], batch, training=True)
 
+    def _distributed_step(self, batch) -> tf.Tensor:
+        """One step on every replica; returns the global mean loss."""
+        per_replica = self.strategy.run(self._step, args=(batch,))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
     def _step(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
         features = {k: v for k, v in batch.items() if not k.startswith("__")}
         with tf.GradientTape() as tape:
@@ -342,6 +370,8 @@ class Trainer:
                 loss += self.model.auxiliary_loss(towers["user"], towers["item"], features, training=True)
             if self.model.losses:
                 loss += tf.add_n(self.model.losses)
+            # Replica gradients are summed: scale so the update is that of the global mean loss.
+            loss = loss / self.strategy.num_replicas_in_sync
         variables = self.model.trainable_variables
         gradients = tape.gradient(loss, variables)
         # Variables a loss does not use (the score bias under a softmax) get None: skip them quietly.
@@ -480,6 +510,8 @@ class Trainer:
                                             np.random.default_rng(self.config.seed + epoch))
                 epoch_arrays = {name: values[kept] for name, values in arrays.items()}
             dataset = make_dataset(epoch_arrays, self.config.batch_size, shuffle=True, seed=self.config.seed + epoch)
+            if self.strategy.num_replicas_in_sync > 1:
+                dataset = self.strategy.experimental_distribute_dataset(dataset)
             started, total, steps = time.perf_counter(), 0.0, 0
             for batch in dataset:
                 loss = float(self._train_step(batch))
