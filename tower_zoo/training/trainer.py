@@ -222,15 +222,17 @@ class Trainer:
             model.build_weights()
             self.optimizer = tf.keras.optimizers.Adam(self.config.learning_rate)
         self.loss_layer = make_loss(self.config.loss, self.config.margin)
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        with self.strategy.scope():
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self._checkpoint = tf.train.Checkpoint(model=model, optimizer=self.optimizer, epoch=self.epoch)
         self._manager = None
         if self.config.checkpoint_dir:
             self._manager = tf.train.CheckpointManager(self._checkpoint, self.config.checkpoint_dir,
                                                        max_to_keep=self.config.max_checkpoints)
         self._item_id = model.feature_spec.item_id_feature
-        self._log_freq = tf.Variable(tf.zeros([model.feature_spec.item_id.vocab_size]), trainable=False,
-                                     name="item_log_frequency")
+        with self.strategy.scope():
+            self._log_freq = tf.Variable(tf.zeros([model.feature_spec.item_id.vocab_size]), trainable=False,
+                                         name="item_log_frequency")
         self._item_table: dict[str, tf.Tensor] | None = None
         self._sampler: AliasSampler | None = None
         self._train_step = tf.function(self._distributed_step, reduce_retracing=True)
@@ -354,8 +356,14 @@ class Trainer:
 
     def _distributed_step(self, batch) -> tf.Tensor:
         """One step on every replica; returns the global mean loss."""
-        per_replica = self.strategy.run(self._step, args=(batch,))
-        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        per_replica = self.strategy.run(self._step_with_total, args=(batch,))
+        return self.strategy.experimental_local_results(per_replica)[0]
+
+    def _step_with_total(self, batch) -> tf.Tensor:
+        """``_step`` on one replica, returning the loss summed over all replicas (and workers)."""
+        loss = self._step(batch)
+        context = tf.distribute.get_replica_context()
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, loss) if context.num_replicas_in_sync > 1 else loss
 
     def _step(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
         features = {k: v for k, v in batch.items() if not k.startswith("__")}
