@@ -86,3 +86,18 @@ def test_fit_continues_and_early_stopping_restores_the_best_epoch(split):
     assert result["best_epoch"] == 2 and result["values"] == [0.5, 0.7, 0.6, 0.65]
     for restored, saved in zip(model.get_weights(), snapshots[2]):
         np.testing.assert_array_equal(restored, saved)
+
+
+def test_warm_start_loads_weights_and_refuses_another_model(split, tmp_path):
+    trained, _ = _train(split, epochs=1, checkpoint_dir=str(tmp_path))
+    fresh = tower_zoo.create_model("dssm", split.data.feature_spec, hidden_units=(16, 8))
+    trainer = Trainer(fresh, epochs=1, batch_size=64, seed=99)
+    trainer.warm_start(str(tmp_path))
+    for a, b in zip(trained.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert int(trainer.epoch.numpy()) == 0                     # an update trains its own epochs
+    other = Trainer(tower_zoo.create_model("mf", split.data.feature_spec), epochs=1)
+    with pytest.raises(ValueError, match="model_name is 'dssm' there, 'mf' here"):
+        other.warm_start(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no checkpoint to warm-start from"):
+        other.warm_start(str(tmp_path / "empty"))

@@ -247,6 +247,16 @@ class Trainer:
         logging.info("restored %s (epoch %d)", self._manager.latest_checkpoint, int(self.epoch.numpy()))
         return int(self.epoch.numpy())
 
+    def warm_start(self, checkpoint_dir: str) -> None:
+        """Loads the model weights (not the optimizer or epoch) of the latest checkpoint in
+        ``checkpoint_dir``, written for the same model, config and feature spec: the start of an
+        incremental update on new data."""
+        latest = tf.train.latest_checkpoint(checkpoint_dir)
+        if latest is None:
+            raise FileNotFoundError(f"no checkpoint to warm-start from in {checkpoint_dir!r}")
+        check_manifest(checkpoint_dir, self.model)
+        tf.train.Checkpoint(model=self.model).restore(latest).expect_partial().assert_existing_objects_matched()
+
     def save(self) -> str | None:
         """Saves a checkpoint (and the manifest) into ``checkpoint_dir``; returns its path."""
         if self._manager is None:
