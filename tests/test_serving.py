@@ -74,3 +74,23 @@ def test_cli_export_and_query(tmp_path):
     assert result.stdout.count("user ") == 2 and result.stdout.count("  5. ") == 2 and "(19" in result.stdout
     result = run("query", "--export_dir", str(tmp_path / "exp"), "--user_id", "99999")
     assert result.returncode == 2 and "unknown user_id 99999" in result.stderr
+
+
+def test_scann_inside_a_savedmodel_round_trip(tmp_path):
+    import tensorflow as tf
+
+    split = leave_last_out(synthetic_interactions(num_items=400))
+    model = tower_zoo.create_model("dssm", split.data.feature_spec)
+    Trainer(model, epochs=1, batch_size=64).fit(split.examples("train"), verbose=False)
+    items, ids = split.candidates()
+    retriever = serving.export(model, items, ids, str(tmp_path / "e"), scann_in_savedmodel=True, savedmodel_k=20)
+    queries, _, _ = split.queries("test")
+    loaded = tf.saved_model.load(str(tmp_path / "e" / "retrieval_savedmodel")).signatures["serving_default"]
+    features = {k: tf.constant(v[:25]) for k, v in queries.items()}
+    found = loaded(**features)["ids"].numpy()
+    assert found.shape == (25, 20)
+    exact, _ = retriever.search({k: v[:25] for k, v in queries.items()}, 20)   # ScaNN (pybind) on the same vectors
+    overlap = np.mean([len(np.intersect1d(a, b)) / 20 for a, b in zip(found, exact)])
+    assert overlap > 0.8, overlap
+    again = tf.saved_model.load(str(tmp_path / "e" / "retrieval_savedmodel")).signatures["serving_default"]
+    np.testing.assert_array_equal(again(**features)["ids"].numpy(), found)   # deterministic once saved

@@ -9,6 +9,8 @@ An export directory holds:
 * ``users.npz``: the encoded user features of every known user at export time (their history included),
   so ``tower-zoo query --user_id`` can serve a known user without the training data;
 * ``items.json``: item ids and titles, for display;
+* ``retrieval_savedmodel/`` (with ``scann_in_savedmodel=True``): one SavedModel from user features to the top-k
+  item ids, with a ScaNN index inside it (TFRS's ScaNN layer; the "Scann" op namespace whitelisted);
 * ``manifest.json``: model name and config, the feature spec, the ScaNN knobs, and the SHA-256 of every file.
 
 The directory is written under a temporary name beside the target and renamed into place, so a crash never
@@ -61,6 +63,39 @@ class UserTowerModule(tf.Module):
 
     def _serve(self, **features):
         return {"embedding": self.model.user_embedding(features)}
+
+
+class _UserTowerModel(tf.keras.Model):
+    """A retrieval model's user tower as the Keras query model TFRS's ScaNN layer expects."""
+
+    def __init__(self, model):
+        super().__init__(name="user_tower")
+        self.model = model
+
+    def call(self, features):
+        return self.model.user_embedding(features)
+
+
+class RetrievalModule(tf.Module):
+    """User features in, top-k item ids and scores out, ScaNN inside (TFRS's ``factorized_top_k.ScaNN``):
+    ``serve(**features) -> {"ids": [B, k], "scores": [B, k]}``. Saved with the "Scann" op namespace
+    whitelisted; the server needs ScaNN's TensorFlow ops loaded (``import scann``)."""
+
+    def __init__(self, model, item_vectors: np.ndarray, item_ids: np.ndarray, k: int, config: ScannConfig):
+        super().__init__(name="retrieval")
+        import tensorflow_recommenders as tfrs
+
+        knobs = config.resolved(len(item_ids), k)
+        self.layer = tfrs.layers.factorized_top_k.ScaNN(
+            _UserTowerModel(model), k=k, num_leaves=knobs["num_leaves"],
+            num_leaves_to_search=knobs["num_leaves_to_search"], num_reordering_candidates=knobs["reorder_k"],
+            dimensions_per_block=config.dims_per_block)
+        self.layer.index(tf.constant(item_vectors), tf.constant(np.asarray(item_ids, np.int64)))
+        self.serve = tf.function(self._serve).get_concrete_function(**_input_signature(model.feature_spec))
+
+    def _serve(self, **features):
+        scores, ids = self.layer(features)
+        return {"ids": ids, "scores": scores}
 
 
 def _sha256(path: pathlib.Path) -> str:
@@ -150,8 +185,12 @@ class Retriever:
 
 def export(model, item_features: Mapping[str, np.ndarray], item_ids: np.ndarray, out_dir: str,
            scann_config: ScannConfig | None = None, users: Mapping[str, np.ndarray] | None = None,
-           titles: Mapping[int, str] | None = None, overwrite: bool = False) -> Retriever:
-    """Writes the export directory (see the module docstring) and returns the in-memory Retriever."""
+           titles: Mapping[int, str] | None = None, overwrite: bool = False, scann_in_savedmodel: bool = False,
+           savedmodel_k: int = 100) -> Retriever:
+    """Writes the export directory (see the module docstring) and returns the in-memory Retriever.
+
+    With ``scann_in_savedmodel``, also ``retrieval_savedmodel/``: one SavedModel from user features to
+    the top ``savedmodel_k`` item ids with a ScaNN index inside (``RetrievalModule``)."""
     target = pathlib.Path(out_dir)
     if target.exists() and not overwrite:
         raise FileExistsError(f"export directory {str(target)!r} exists; pass overwrite=True (--overwrite)")
@@ -166,6 +205,12 @@ def export(model, item_features: Mapping[str, np.ndarray], item_ids: np.ndarray,
         if isinstance(retriever.index, ScannIndex) and retriever.index.fallback_reason is None:
             (staging / "scann").mkdir()
             retriever.index.serialize(str(staging / "scann"))
+        if scann_in_savedmodel:
+            retrieval = RetrievalModule(model, retriever.item_embeddings, retriever.item_ids,
+                                        min(savedmodel_k, len(item_ids)), scann_config or ScannConfig())
+            tf.saved_model.save(retrieval, str(staging / "retrieval_savedmodel"),
+                                signatures={"serving_default": retrieval.serve},
+                                options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]))
         if users:
             np.savez(staging / "users.npz", **users)
         with open(staging / "items.json", "w") as handle:
