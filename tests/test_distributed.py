@@ -16,3 +16,37 @@ def test_mirrored_strategy_on_two_devices_equals_single_device():
     for single, mirrored in zip(report["single_loss"], report["mirrored_loss"]):
         assert abs(single - mirrored) < 1e-4 * max(1.0, abs(single))
     assert report["single_loss"][1] < report["single_loss"][0]
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_multi_worker_mirrored_strategy_two_local_workers_equals_single_device():
+    import numpy as np
+
+    script = os.path.join(SCRIPTS, "multi_worker.py")
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen([sys.executable, script, "worker"], env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True))
+    try:
+        outputs = [worker.communicate(timeout=500) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    single = subprocess.run([sys.executable, script, "single"], capture_output=True, text=True, timeout=500,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    reference = json.loads(single.stdout.strip().splitlines()[-1])
+    for worker, (stdout, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+        report = json.loads(stdout.strip().splitlines()[-1])
+        assert np.max(np.abs(np.array(report["weights"]) - np.array(reference["weights"]))) < 1e-4
+        np.testing.assert_allclose(report["loss"], reference["loss"], rtol=1e-5)

@@ -320,9 +320,10 @@ class Trainer:
         if context is None or context.num_replicas_in_sync == 1:
             return positives, codes, tf.constant(0, tf.int32)
         all_items = context.all_gather(positives, axis=0)
-        all_codes = context.all_gather(codes, axis=0)
-        sizes = context.all_gather(tf.shape(codes)[:1], axis=0)
-        offset = tf.reduce_sum(sizes[:context.replica_id_in_sync_group])
+        # Collectives across workers reject int32 (host-memory) tensors: gather ids as int64.
+        all_codes = tf.cast(context.all_gather(tf.cast(codes, tf.int64), axis=0), codes.dtype)
+        sizes = context.all_gather(tf.cast(tf.shape(codes)[:1], tf.int64), axis=0)
+        offset = tf.cast(tf.reduce_sum(sizes[:context.replica_id_in_sync_group]), tf.int32)
         return all_items, all_codes, offset
 
     def _global_log_q(self, codes: tf.Tensor) -> tf.Tensor:
