@@ -5,6 +5,11 @@
 Each model trains with the default Trainer (in-batch softmax + logQ, batch 512, Adam 1e-3) and is evaluated
 leave-last-out over the full corpus, exact and ScaNN. DAT also runs its ablations (AMM off, CAL off, both off).
 Writes retrieval.md, retrieval.json and retrieval.png (Recall@50 against training seconds per epoch) to --out.
+
+Peer: the TensorFlow Recommenders tutorial retrieval model (``benchmarks/peer_tfrs.py``) trains on the same split
+for the same number of epochs; the script prints our DSSM's Recall@50 and training examples/s as ratios to it.
+Regressions: each model's Recall@50 is checked against ``benchmarks/baselines.json`` (expected value and
+tolerance); a drop beyond the tolerance is printed as REGRESSION, and with --check the script exits 1.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ flags.DEFINE_list("models", [], "Models to run (default: every registered retrie
 flags.DEFINE_string("dataset", "movielens-100k", "Dataset name.")
 flags.DEFINE_string("data_dir", None, "GroupLens files (needed for movielens-1m).")
 flags.DEFINE_string("out", "benchmarks/results", "Output directory.")
+flags.DEFINE_boolean("peer", True, "Also train the TFRS tutorial model and print ratios against it.")
+flags.DEFINE_boolean("check", False, "Exit 1 when a model regresses past its tolerance in baselines.json.")
+BASELINES = os.path.join(os.path.dirname(__file__), "baselines.json")
 FLAGS = flags.FLAGS
 
 VARIANTS = {"dat": [("dat (AMM off)", {"use_amm": False}), ("dat (CAL off)", {"use_cal": False}),
@@ -40,6 +48,20 @@ def run_one(split, name, overrides, epochs, seed):
     Trainer(model, config).fit(split.examples("train"), verbose=False, **inputs)
     per_epoch = (time.perf_counter() - started) / epochs
     return evaluate_split(model, split, ks=(10, 50, 100)), per_epoch
+
+
+def regressions(rows, dataset, epochs, path=BASELINES):
+    """Lines naming each model whose Recall@50 fell below its baseline minus tolerance."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        baselines = json.load(handle).get(dataset, {}).get(str(epochs), {})
+    found = []
+    for label, expected in baselines.items():
+        if label in rows and rows[label]["recall@50"] < expected["recall@50"] - expected["tolerance"]:
+            found.append(f"REGRESSION {label}: Recall@50 {rows[label]['recall@50']:.4f} < baseline "
+                         f"{expected['recall@50']:.4f} - {expected['tolerance']}")
+    return found
 
 
 def plot(rows, path):
@@ -77,6 +99,21 @@ def main(argv):
                            "seconds_per_epoch": per_epoch}
             print(f"{label:28s} R@50 {exact['recall@50']:.4f}  N@10 {exact['ndcg@10']:.4f}  "
                   f"{per_epoch:.1f}s/epoch", flush=True)
+    peer_lines = []
+    if FLAGS.peer:
+        from benchmarks.peer_tfrs import train_tutorial_model
+
+        adapter, peer_speed = train_tutorial_model(split, FLAGS.epochs, FLAGS.seed)
+        peer = evaluate_split(adapter, split, ks=(10, 50, 100))["model"].metrics["exact"]
+        rows["tfrs tutorial (peer)"] = {**{k: peer[k] for k in ("recall@10", "recall@50", "recall@100", "ndcg@10")},
+                                        "scann_recall@50": float("nan"), "ann_recall@50": float("nan"),
+                                        "seconds_per_epoch": len(split.train) / peer_speed}
+        if "dssm" in rows:
+            ours_speed = len(split.train) / rows["dssm"]["seconds_per_epoch"]
+            peer_lines = ["", f"DSSM vs the TFRS tutorial model (same split, {FLAGS.epochs} epochs): Recall@50 "
+                          f"{rows['dssm']['recall@50']:.4f} / {peer['recall@50']:.4f} = "
+                          f"{rows['dssm']['recall@50'] / peer['recall@50']:.2f}×; training examples/s "
+                          f"{ours_speed:,.0f} / {peer_speed:,.0f} = {ours_speed / peer_speed:.2f}×."]
     lines = [f"{data.name}, leave-last-out, {FLAGS.epochs} epochs, seed {FLAGS.seed}, in-batch softmax + logQ.", "",
              "| model | Recall@10 | Recall@50 | Recall@100 | NDCG@10 | Recall@50 (ScaNN) | ANN recall@50 | s/epoch |",
              "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -85,6 +122,9 @@ def main(argv):
     lines += [f"| {label} | {r['recall@10']:.4f} | {r['recall@50']:.4f} | {r['recall@100']:.4f} | {r['ndcg@10']:.4f} | "
               f"{r['scann_recall@50']:.4f} | {r['ann_recall@50']:.4f} | {r['seconds_per_epoch']:.1f} |"
               for label, r in rows.items()]
+    lines += peer_lines
+    flagged = regressions(rows, data.name, FLAGS.epochs)
+    lines += [""] + (flagged or ["No regression against benchmarks/baselines.json."])
     os.makedirs(FLAGS.out, exist_ok=True)
     with open(os.path.join(FLAGS.out, "retrieval.md"), "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -93,6 +133,8 @@ def main(argv):
                    "most_popular": baseline}, handle, indent=2)
     plot(rows, os.path.join(FLAGS.out, "retrieval.png"))
     print("\n".join(lines))
+    if FLAGS.check and flagged:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
