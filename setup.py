@@ -16,6 +16,7 @@ setup(
         "pyarrow",
         "pandas",
     ],
-    extras_require={"test": ["pytest", "hypothesis"], "plots": ["matplotlib"]},
+    extras_require={"test": ["pytest", "hypothesis", "matplotlib", "nbclient", "nbformat", "ipykernel"],
+                    "plots": ["matplotlib"]},
     entry_points={"console_scripts": ["tower-zoo=tower_zoo.cli:run"]},
 )
