@@ -23,7 +23,8 @@ from tower_zoo.evaluation import RetrievalEvaluator
 from tower_zoo.registry import create_model
 from tower_zoo.training.hard_negatives import mine_hard_negatives
 from tower_zoo.training.objectives import fuse_label_weights, movielens_objectives
-from tower_zoo.training.trainer import Trainer, make_trainer_config, write_json_atomic, check_manifest
+from tower_zoo.training.trainer import (Trainer, check_manifest, make_trainer_config, verify_checkpoint,
+                                       write_json_atomic)
 
 RUN_FILE = "run.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -126,6 +127,7 @@ def load_run(run_dir: str, data: InteractionData | None = None):
     if latest is None:
         raise FileNotFoundError(f"run {run_dir!r} has no checkpoint in {checkpoint_dir!r} (training not finished?)")
     check_manifest(checkpoint_dir, model)
+    verify_checkpoint(checkpoint_dir, latest)
     tf.train.Checkpoint(model=model).restore(latest).expect_partial().assert_existing_objects_matched()
     return model, leave_last_out(data), record
 

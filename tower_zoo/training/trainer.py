@@ -165,6 +165,36 @@ def write_json_atomic(path: str, payload: Mapping[str, Any]) -> None:
         raise
 
 
+def checkpoint_checksums(prefix: str) -> dict[str, str]:
+    """SHA-256 of each file of the checkpoint at ``prefix`` (its .index and .data-* shards)."""
+    directory, name = os.path.split(prefix)
+    out = {}
+    for file_name in sorted(os.listdir(directory)):
+        if file_name.startswith(name + "."):
+            digest = hashlib.sha256()
+            with open(os.path.join(directory, file_name), "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            out[file_name] = digest.hexdigest()
+    return out
+
+
+def verify_checkpoint(checkpoint_dir: str, prefix: str) -> None:
+    """Raises ValueError when a file of checkpoint ``prefix`` is missing, truncated or altered."""
+    with open(os.path.join(checkpoint_dir, MANIFEST_NAME)) as handle:
+        recorded = json.load(handle).get("checkpoints", {}).get(os.path.basename(prefix))
+    if recorded is None:
+        raise ValueError(f"checkpoint {prefix!r} is not listed in {MANIFEST_NAME}: written by another tool "
+                         "or by an interrupted save; refusing to trust it")
+    actual = checkpoint_checksums(prefix)
+    for file_name, digest in recorded.items():
+        if file_name not in actual:
+            raise ValueError(f"checkpoint file {os.path.join(checkpoint_dir, file_name)!r} is missing")
+        if actual[file_name] != digest:
+            raise ValueError(f"checkpoint file {os.path.join(checkpoint_dir, file_name)!r} does not match its "
+                             "checksum (truncated or altered)")
+
+
 def check_manifest(checkpoint_dir: str, model) -> None:
     """Raises ValueError when ``checkpoint_dir`` holds a checkpoint of a different model/config/spec."""
     path = os.path.join(checkpoint_dir, MANIFEST_NAME)
@@ -243,6 +273,7 @@ class Trainer:
         if self._manager is None or self._manager.latest_checkpoint is None:
             return 0
         check_manifest(self.config.checkpoint_dir, self.model)
+        verify_checkpoint(self.config.checkpoint_dir, self._manager.latest_checkpoint)
         self._checkpoint.restore(self._manager.latest_checkpoint).assert_existing_objects_matched()
         logging.info("restored %s (epoch %d)", self._manager.latest_checkpoint, int(self.epoch.numpy()))
         return int(self.epoch.numpy())
@@ -255,14 +286,28 @@ class Trainer:
         if latest is None:
             raise FileNotFoundError(f"no checkpoint to warm-start from in {checkpoint_dir!r}")
         check_manifest(checkpoint_dir, self.model)
+        verify_checkpoint(checkpoint_dir, latest)
         tf.train.Checkpoint(model=self.model).restore(latest).expect_partial().assert_existing_objects_matched()
 
     def save(self) -> str | None:
-        """Saves a checkpoint (and the manifest) into ``checkpoint_dir``; returns its path."""
+        """Saves a checkpoint into ``checkpoint_dir`` and records its files' SHA-256 in the manifest.
+
+        TensorFlow writes each checkpoint file under a temporary name and renames it; the manifest is
+        rewritten atomically afterwards, so a crash leaves either the previous checkpoint (still listed) or
+        the new one, and a checkpoint whose files changed afterwards is refused on restore."""
         if self._manager is None:
             return None
-        write_json_atomic(os.path.join(self.config.checkpoint_dir, MANIFEST_NAME), model_fingerprint(self.model))
-        return self._manager.save(checkpoint_number=int(self.epoch.numpy()))
+        path = self._manager.save(checkpoint_number=int(self.epoch.numpy()))
+        manifest_path = os.path.join(self.config.checkpoint_dir, MANIFEST_NAME)
+        previous = {}
+        if os.path.exists(manifest_path):
+            with open(manifest_path) as handle:
+                previous = json.load(handle).get("checkpoints", {})
+        kept = {os.path.basename(p) for p in self._manager.checkpoints}
+        checkpoints = {name: files for name, files in previous.items() if name in kept}
+        checkpoints[os.path.basename(path)] = checkpoint_checksums(path)
+        write_json_atomic(manifest_path, {**model_fingerprint(self.model), "checkpoints": checkpoints})
+        return path
 
     # ------------------------------------------------------------------ one batch
     def _item_vectors(self, features: dict[str, tf.Tensor], head: int | None) -> tf.Tensor:
