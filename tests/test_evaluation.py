@@ -138,3 +138,9 @@ def test_repeated_ids_count_once_and_scann_padding_is_not_a_hit():
     for row in ids:
         found = row[row >= 0]
         assert len(found) == len(np.unique(found)) and len(found) < 300
+
+
+def test_ndcg_ideal_does_not_shrink_with_a_short_list():
+    # Found by hypothesis: one retrieved item, two relevant, k = 5. IDCG counts two positions.
+    m = per_query_metrics(np.array([[0]]), [np.array([0, 1])], ks=(5,))
+    assert m["ndcg@5"][0] == pytest.approx(1 / (1 + 1 / math.log2(3)))

@@ -94,3 +94,19 @@ def test_scann_inside_a_savedmodel_round_trip(tmp_path):
     assert overlap > 0.8, overlap
     again = tf.saved_model.load(str(tmp_path / "e" / "retrieval_savedmodel")).signatures["serving_default"]
     np.testing.assert_array_equal(again(**features)["ids"].numpy(), found)   # deterministic once saved
+
+
+def test_unknown_raw_ids_map_to_oov_with_a_count(trained, tmp_path):
+    import pandas as pd
+
+    split, model = trained
+    items, ids = split.candidates()
+    retriever = serving.export(model, items, ids, str(tmp_path / "e"))
+    frame = pd.DataFrame({"user_id": [1, 999_999], "age": [30, 30], "gender": ["F", "F"],
+                          "occupation": ["writer", "astronaut"], "zip_prefix": ["941", "941"],
+                          "history": [[50, 172, 181], [50, 123_456]]})
+    encoded = retriever.encode_users(frame)
+    assert encoded["user_id"].tolist()[1] == 1 and encoded["occupation"].tolist()[1] == 1   # OOV bucket
+    assert retriever.oov_counter.counts == {"user_id": 1, "occupation": 1, "history": 1}
+    found, _ = retriever.search(encoded, 5)
+    assert found.shape == (2, 5) and (found >= 0).all()

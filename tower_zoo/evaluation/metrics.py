@@ -45,7 +45,8 @@ def per_query_metrics(retrieved_ids: np.ndarray, targets: Sequence[np.ndarray],
         raise ValueError(f"ks must be positive integers, got {ks}")
     hits = relevance_matrix(retrieved_ids, targets)
     num_relevant = np.array([len(np.unique(np.asarray(t).reshape(-1))) for t in targets], np.float64)
-    discounts = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
+    # The ideal DCG depends on k and |R| only, never on how many items were retrieved.
+    discounts = 1.0 / np.log2(np.arange(2, max(hits.shape[1], ks[-1]) + 2))
     out = {}
     for k in ks:
         top = hits[:, :k]

@@ -164,6 +164,17 @@ class Retriever:
         features = {n: tf.constant(user_features[n]) for n in names}
         return np.asarray(self.user_tower(features), np.float32)
 
+    def encode_users(self, frame) -> dict[str, np.ndarray]:
+        """Encodes raw user features (a DataFrame with one column per user feature; ``history`` as lists of
+        raw item ids). Unknown values go to their feature's OOV bucket, never an error or a wrong row;
+        ``oov_counter.counts`` accumulates how many, per feature, and a warning is logged."""
+        before = dict(self.oov_counter.counts)
+        encoded = self.feature_spec.encode(frame, side="user", oov_counter=self.oov_counter)
+        new = {k: v - before.get(k, 0) for k, v in self.oov_counter.counts.items() if v - before.get(k, 0)}
+        if new:
+            logging.warning("unknown values mapped to OOV buckets: %s", new)
+        return encoded
+
     def search(self, user_features: Mapping[str, np.ndarray], k: int = 10,
                exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         return self.index.search(self.user_vectors(user_features), k, exclude)
