@@ -192,6 +192,8 @@ def cmd_train() -> None:
 
     if not FLAGS.out:
         raise UsageError("train needs --out DIR")
+    if FLAGS.evaluate:
+        _ks()  # a bad --ks is an error before training, not after
     model, split, _ = train_run(FLAGS.out, FLAGS.model, FLAGS.dataset, FLAGS.data_dir,
                                 _model_overrides(FLAGS.model), _trainer_overrides(), **_training_extras())
     print(f"run saved to {FLAGS.out}")
