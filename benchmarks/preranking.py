@@ -140,13 +140,16 @@ def plot(rows, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
 
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure, axis = plt.subplots(figsize=(7, 4.5))
     for label, row in rows.items():
         axis.scatter(row["us_per_candidate"], row["auc"])
         axis.annotate(label, (row["us_per_candidate"], row["auc"]), fontsize=6, xytext=(3, 3),
                       textcoords="offset points")
     axis.set_xscale("log")
+    axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axis.set_xlabel("µs per candidate (user side cached, 2-core CPU)")
     axis.set_ylabel("test AUC (like)")
     axis.set_title("Pre-ranking: quality vs scoring cost")
