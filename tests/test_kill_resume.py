@@ -41,3 +41,17 @@ def test_truncated_checkpoint_is_refused(tmp_path):
     again = Trainer(tower_zoo.create_model("mf", split.data.feature_spec), epochs=2, checkpoint_dir=str(tmp_path))
     with pytest.raises(ValueError, match="does not match its checksum"):
         again.fit(split.examples("train"), verbose=False)
+
+
+def test_checkpoint_with_another_feature_spec_is_refused(tmp_path):
+    import tower_zoo
+    from tower_zoo.data import leave_last_out, synthetic_interactions
+    from tower_zoo.training import Trainer
+
+    first = leave_last_out(synthetic_interactions(num_users=40, num_items=30, interactions_per_user=6))
+    Trainer(tower_zoo.create_model("mf", first.data.feature_spec), epochs=1,
+            checkpoint_dir=str(tmp_path)).fit(first.examples("train"), verbose=False)
+    other = leave_last_out(synthetic_interactions(num_users=40, num_items=31, interactions_per_user=6))
+    trainer = Trainer(tower_zoo.create_model("mf", other.data.feature_spec), epochs=2, checkpoint_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="feature_spec_sha256"):
+        trainer.fit(other.examples("train"), verbose=False)

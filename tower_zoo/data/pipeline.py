@@ -13,10 +13,11 @@ def num_rows(arrays: Mapping[str, np.ndarray]) -> int:
     if not arrays:
         raise ValueError("no feature arrays given")
     sizes = {name: len(values) for name, values in arrays.items()}
-    first = next(iter(sizes.values()))
-    for name, size in sizes.items():
-        if size != first:
-            raise ValueError(f"feature arrays have different lengths: {name!r} has {size}, expected {first}")
+    lengths = list(sizes.values())
+    first = max(set(lengths), key=lengths.count)  # the length most arrays share
+    odd = {name: size for name, size in sizes.items() if size != first}
+    if odd:
+        raise ValueError(f"feature arrays have different lengths: {odd} where the others have {first}")
     if first == 0:
         raise ValueError("feature arrays are empty (0 rows)")
     return first
