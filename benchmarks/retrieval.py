@@ -25,6 +25,8 @@ from tower_zoo.data import leave_last_out, load_dataset
 from tower_zoo.runs import evaluate_split, training_inputs
 from tower_zoo.training import Trainer, make_trainer_config
 
+from benchmarks.baselines import regressions
+
 flags.DEFINE_integer("epochs", 8, "Epochs per model.")
 flags.DEFINE_integer("seed", 42, "Seed shared by every model.")
 flags.DEFINE_list("models", [], "Models to run (default: every registered retrieval model).")
@@ -33,7 +35,7 @@ flags.DEFINE_string("data_dir", None, "GroupLens files (needed for movielens-1m)
 flags.DEFINE_string("out", "benchmarks/results", "Output directory.")
 flags.DEFINE_boolean("peer", True, "Also train the TFRS tutorial model and print ratios against it.")
 flags.DEFINE_boolean("check", False, "Exit 1 when a model regresses past its tolerance in baselines.json.")
-BASELINES = os.path.join(os.path.dirname(__file__), "baselines.json")
+
 FLAGS = flags.FLAGS
 
 VARIANTS = {"dat": [("dat (AMM off)", {"use_amm": False}), ("dat (CAL off)", {"use_cal": False}),
@@ -48,20 +50,6 @@ def run_one(split, name, overrides, epochs, seed):
     Trainer(model, config).fit(split.examples("train"), verbose=False, **inputs)
     per_epoch = (time.perf_counter() - started) / epochs
     return evaluate_split(model, split, ks=(10, 50, 100)), per_epoch
-
-
-def regressions(rows, dataset, epochs, path=BASELINES):
-    """Lines naming each model whose Recall@50 fell below its baseline minus tolerance."""
-    if not os.path.exists(path):
-        return []
-    with open(path) as handle:
-        baselines = json.load(handle).get(dataset, {}).get(str(epochs), {})
-    found = []
-    for label, expected in baselines.items():
-        if label in rows and rows[label]["recall@50"] < expected["recall@50"] - expected["tolerance"]:
-            found.append(f"REGRESSION {label}: Recall@50 {rows[label]['recall@50']:.4f} < baseline "
-                         f"{expected['recall@50']:.4f} - {expected['tolerance']}")
-    return found
 
 
 def plot(rows, path):

@@ -1,6 +1,6 @@
 import json
 
-from benchmarks.retrieval import regressions
+from benchmarks.baselines import regressions
 
 
 def test_regressions_flag_only_drops_beyond_tolerance(tmp_path):
