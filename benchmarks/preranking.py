@@ -26,6 +26,8 @@ import tower_zoo  # noqa: I001  (first: it selects legacy Keras before TensorFlo
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
+
+from benchmarks.plots import labelled_scatter
 from tower_zoo.data import load_dataset, time_split
 from tower_zoo.evaluation.preranking import PreRankingEvaluator, auc, gauc
 from tower_zoo.training import Trainer
@@ -136,25 +138,9 @@ def main(argv):
 
 def plot(rows, path):
     """Test AUC against measured scoring cost per candidate."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401
-
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for label, row in rows.items():
-        axis.scatter(row["us_per_candidate"], row["auc"])
-        axis.annotate(label, (row["us_per_candidate"], row["auc"]), fontsize=6, xytext=(3, 3),
-                      textcoords="offset points")
-    axis.set_xscale("log")
-    axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    axis.set_xlabel("µs per candidate (user side cached, 2-core CPU)")
-    axis.set_ylabel("test AUC (like)")
-    axis.set_title("Pre-ranking: quality vs scoring cost")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    labelled_scatter({label: (row["us_per_candidate"], row["auc"]) for label, row in rows.items()}, path,
+                     "µs per candidate (user side cached, 2-core CPU)", "test AUC (like)",
+                     "Pre-ranking: quality vs scoring cost", log_x=True)
 
 
 if __name__ == "__main__":

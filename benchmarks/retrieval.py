@@ -20,6 +20,8 @@ import time
 
 from absl import app, flags
 
+from benchmarks.plots import labelled_scatter
+
 import tower_zoo
 from tower_zoo.data import leave_last_out, load_dataset
 from tower_zoo.runs import evaluate_split, training_inputs
@@ -53,21 +55,10 @@ def run_one(split, name, overrides, epochs, seed):
 
 
 def plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for label, row in rows.items():
-        axis.scatter(row["seconds_per_epoch"], row["recall@50"])
-        axis.annotate(label, (row["seconds_per_epoch"], row["recall@50"]), fontsize=7, xytext=(3, 3),
-                      textcoords="offset points")
-    axis.set_xlabel("training seconds per epoch (2-core CPU)")
-    axis.set_ylabel("Recall@50 (exact, leave-last-out)")
-    axis.set_title("Retrieval models: quality vs training time")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    """Recall@50 against training seconds per epoch."""
+    labelled_scatter({label: (row["seconds_per_epoch"], row["recall@50"]) for label, row in rows.items()}, path,
+                     "training seconds per epoch (2-core CPU)", "Recall@50 (exact, leave-last-out)",
+                     "Retrieval models: quality vs training time")
 
 
 def main(argv):

@@ -130,6 +130,17 @@ class TwoTowerModel(tf.keras.Model):
     def side_feature_names(self, side: str) -> tuple | None:
         return self.config.user_features if side == "user" else self.config.item_features
 
+    def history_and_static_features(self, history_feature: str):
+        """(the user-side sequence feature ``history_feature``, names of the other user features this model
+        reads) for models that attend over a history; ValueError if it is not a user-side sequence."""
+        history = self.feature_spec.get(history_feature)
+        if history.kind != "sequence" or history.side != "user":
+            raise ValueError(f"history_feature {history_feature!r} must be a user-side sequence feature")
+        static = [f.name for f in self.feature_spec.user_features if f.name != history_feature]
+        if self.config.user_features is not None:
+            static = [n for n in static if n in self.config.user_features]
+        return history, static
+
     def dummy_features(self, batch_size: int = 2) -> dict[str, tf.Tensor]:
         """A batch of OOV/zero inputs for every feature, used to build weights before restoring."""
         features = {}

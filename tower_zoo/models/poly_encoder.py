@@ -94,12 +94,7 @@ class PolyEncoder(TwoTowerModel):
     def __init__(self, feature_spec, config: PolyEncoderConfig | None = None, **kwargs):
         super().__init__(feature_spec, config, **kwargs)
         c, spec = self.config, self.feature_spec
-        history = spec.get(c.history_feature)
-        if history.kind != "sequence" or history.side != "user":
-            raise ValueError(f"history_feature {c.history_feature!r} must be a user-side sequence feature")
-        static = [f.name for f in spec.user_features if f.name != c.history_feature]
-        if c.user_features is not None:
-            static = [n for n in static if n in c.user_features]
+        history, static = self.history_and_static_features(c.history_feature)
         self.history_embedding = SequenceEmbedding(history.vocab_size, c.embedding_dim, name="history_embedding")
         self.code_attention = CodeAttention(c.num_codes, name="code_attention")
         self.static_tower = MLPTower(spec, "user", c.embedding_dim, c.hidden_units, static, name="user_static_tower")

@@ -75,10 +75,7 @@ class _HistoryModel(TwoTowerModel):
     def __init__(self, feature_spec, config=None, **kwargs):
         super().__init__(feature_spec, config, **kwargs)
         c, spec = self.config, self.feature_spec
-        history = spec.get(c.history_feature)
-        if history.kind != "sequence" or history.side != "user":
-            raise ValueError(f"history_feature {c.history_feature!r} must be a user-side sequence feature")
-        static = [f.name for f in spec.user_features if f.name != c.history_feature]
+        history, static = self.history_and_static_features(c.history_feature)
         self.history_embedding = SequenceEmbedding(history.vocab_size, c.embedding_dim, name="history_embedding")
         self.static_tower = MLPTower(spec, "user", c.embedding_dim, c.hidden_units, static, name="user_static_tower")
         self.item_tower = MLPTower(spec, "item", c.embedding_dim, c.hidden_units, self.side_feature_names("item"),
