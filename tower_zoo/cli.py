@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Any, Sequence
 
-from absl import app, flags
+from absl import app, flags, logging
 
 import tower_zoo
 from tower_zoo import registry
@@ -58,7 +58,7 @@ flags.DEFINE_string("export_dir", None, "Export directory (export writes it, que
 flags.DEFINE_boolean("overwrite", False, "export: replace an existing export directory.")
 flags.DEFINE_list("user_id", [], "query: raw user ids to recommend for.")
 flags.DEFINE_integer("k", 10, "query: how many items per user.")
-FLAGS.set_default("verbosity", -1)  # absl WARNING: TensorFlow's INFO lines drown the metrics; --verbosity=0 shows them
+
 
 
 class UsageError(ValueError):
@@ -268,6 +268,11 @@ def main(argv: Sequence[str]) -> int:
         print(f"usage: tower-zoo {{{'|'.join(COMMANDS)}}} [flags]; got {' '.join(argv[1:]) or 'no command'}",
               file=sys.stderr)
         return 2
+    import tensorflow as tf
+
+    if FLAGS["verbosity"].using_default_value:  # after absl's flag parsing, which resets logging levels
+        tf.get_logger().setLevel("WARNING")
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's savers log each checkpoint at INFO
     try:
         commands[argv[1]]()
     except (UsageError, ValueError, FileNotFoundError, FileExistsError) as err:
@@ -278,9 +283,6 @@ def main(argv: Sequence[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("WARNING")  # checkpoint saves log at INFO on every epoch
     app.run(main)
 
 
