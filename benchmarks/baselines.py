@@ -8,15 +8,20 @@ import os
 BASELINES = os.path.join(os.path.dirname(__file__), "baselines.json")
 
 
-def regressions(rows, dataset, epochs, path=BASELINES):
-    """Lines naming each model whose Recall@50 fell below its baseline minus tolerance."""
+def regressions(rows, dataset: str, benchmark: str, path: str = BASELINES) -> list[str]:
+    """Lines naming each model whose metric fell below its baseline minus tolerance.
+
+    ``rows``: {model label: {metric: value}}; the baselines file names the metric per benchmark.
+    """
     if not os.path.exists(path):
         return []
     with open(path) as handle:
-        baselines = json.load(handle).get(dataset, {}).get(str(epochs), {})
-    found = []
-    for label, expected in baselines.items():
-        if label in rows and rows[label]["recall@50"] < expected["recall@50"] - expected["tolerance"]:
-            found.append(f"REGRESSION {label}: Recall@50 {rows[label]['recall@50']:.4f} < baseline "
-                         f"{expected['recall@50']:.4f} - {expected['tolerance']}")
+        entry = json.load(handle).get(dataset, {}).get(benchmark)
+    if not entry:
+        return []
+    metric, found = entry["metric"], []
+    for label, expected in entry["models"].items():
+        if label in rows and rows[label][metric] < expected[metric] - expected["tolerance"]:
+            found.append(f"REGRESSION {label}: {metric} {rows[label][metric]:.4f} < baseline "
+                         f"{expected[metric]:.4f} - {expected['tolerance']}")
     return found

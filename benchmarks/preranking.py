@@ -12,7 +12,8 @@ trained on love and fuses the two probabilities (like + 0.5 · love) at scoring 
 Scoring cost: for one user and the whole 1,682-item corpus, the user side computed once, the item side
 taken from a cache (both outside the timer), then all candidates scored in one batch; microseconds per
 candidate on this 2-core CPU (median of 5).
-Writes preranking.md and preranking.json to --out.
+Writes preranking.md, preranking.json and preranking.png to --out; AUC is checked against
+benchmarks/baselines.json (--check exits 1 on a regression).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from benchmarks.baselines import regressions
 from benchmarks.plots import labelled_scatter
 from tower_zoo.data import load_dataset, time_split
 from tower_zoo.evaluation.preranking import PreRankingEvaluator, auc, gauc
@@ -38,6 +40,7 @@ flags.DEFINE_integer("seed", 42, "Seed.")
 flags.DEFINE_string("out", "benchmarks/results", "Output directory.")
 flags.DEFINE_string("dataset", "movielens-100k", "Dataset name (movielens-1m needs --data_dir).")
 flags.DEFINE_string("data_dir", None, "GroupLens files.")
+flags.DEFINE_boolean("check", False, "Exit 1 when a model's AUC regresses past its tolerance in baselines.json.")
 FLAGS = flags.FLAGS
 
 MODELS = [("logistic_regression", "logistic_regression", {}), ("dssm", "dssm", {}), ("dat", "dat", {}),
@@ -127,6 +130,8 @@ def main(argv):
             lines.append(f"\n{name}: codewords used per level {usage['used']} of 64, perplexity "
                          f"{[round(p, 1) for p in usage['perplexity']]}, relative reconstruction error "
                          f"{usage['relative_reconstruction_error']:.4f}")
+    flagged = regressions(rows, split.data.name, "preranking") if FLAGS.epochs == 8 else []
+    lines += [""] + (flagged or ["No regression against benchmarks/baselines.json."])
     os.makedirs(FLAGS.out, exist_ok=True)
     with open(os.path.join(FLAGS.out, "preranking.md"), "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -134,6 +139,8 @@ def main(argv):
         json.dump({"epochs": FLAGS.epochs, "seed": FLAGS.seed, "models": rows, "fused": fused_row}, handle, indent=2)
     plot(rows, os.path.join(FLAGS.out, "preranking.png"))
     print("\n".join(lines))
+    if FLAGS.check and flagged:
+        raise SystemExit(1)
 
 
 def plot(rows, path):
