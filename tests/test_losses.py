@@ -3,7 +3,7 @@ import math
 import pytest
 import tensorflow as tf
 
-from tower_zoo.training import SampledSoftmaxLoss, mask_accidental_hits
+from tower_zoo.training import SampledSoftmaxLoss, valid_negative_mask
 
 
 def _ce(row, positive):
@@ -47,11 +47,12 @@ def test_logq_correction_alone_lowers_loss_of_popular_positive():
     assert float(value) == pytest.approx(expected_row0, rel=1e-6)
 
 
-def test_mask_keeps_own_column():
-    masked = mask_accidental_hits(tf.constant(LOGITS), tf.constant(IDS), tf.constant(IDS), tf.range(3)).numpy()
-    assert masked[0, 0] == 2.0 and masked[2, 2] == 1.0
-    assert masked[0, 2] < -1e8 and masked[2, 0] < -1e8
-    assert masked[1].tolist() == [0.0, 1.0, 3.0]
+def test_negative_mask_keeps_own_column_and_drops_accidental_hits():
+    mask = valid_negative_mask(tf.constant(IDS), tf.constant(IDS), tf.range(3), 3).numpy()
+    # Row 0 (item 7): its own column is the positive, column 2 is item 7 again; row 1 (item 8): both others.
+    assert mask.tolist() == [[False, True, False], [True, False, True], [False, True, False]]
+    kept = valid_negative_mask(tf.constant(IDS), tf.constant(IDS), tf.range(3), 3, remove_accidental_hits=False)
+    assert kept.numpy().tolist() == [[False, True, True], [True, False, True], [True, True, False]]
 
 
 def test_logq_requires_probabilities():

@@ -37,24 +37,6 @@ def apply_logq_correction(logits: tf.Tensor, candidate_log_q: tf.Tensor) -> tf.T
     return logits - tf.cast(_per_row(candidate_log_q), logits.dtype)
 
 
-def mask_accidental_hits(logits: tf.Tensor, positive_ids: tf.Tensor, candidate_ids: tf.Tensor,
-                         positive_columns: tf.Tensor) -> tf.Tensor:
-    """Masks candidates equal to the query's positive except at the positive's own column.
-
-    Args:
-      logits: [B, N].
-      positive_ids: [B] id of each query's positive item.
-      candidate_ids: [N] id of each candidate (shared by all rows), or [B, N] per row.
-      positive_columns: [B] column of each query's positive in ``logits``.
-    Returns:
-      [B, N] logits with accidental hits set to a large negative value.
-    """
-    same_item = tf.equal(positive_ids[:, tf.newaxis], _per_row(candidate_ids))
-    own_column = tf.one_hot(positive_columns, tf.shape(logits)[1], on_value=True, off_value=False)
-    accidental = tf.logical_and(same_item, tf.logical_not(own_column))
-    return tf.where(accidental, tf.cast(_MASK_VALUE, logits.dtype), logits)
-
-
 def valid_negative_mask(positive_ids: tf.Tensor, candidate_ids: tf.Tensor, positive_columns: tf.Tensor,
                         num_columns: tf.Tensor | int, remove_accidental_hits: bool = True) -> tf.Tensor:
     """[B, C] bool: True where a column is a usable negative for the row.
