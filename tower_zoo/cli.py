@@ -166,7 +166,7 @@ def _report_rows(name: str, reports: dict[str, Any]) -> dict[str, dict[str, floa
 
 def _evaluate_and_print(name: str, model, split, run_dir: str) -> dict[str, Any]:
     from tower_zoo.runs import evaluate_split, metrics_table
-    from tower_zoo.training.trainer import write_json_atomic
+    from tower_zoo.fileio import write_json_atomic
 
     ks = _ks()
     reports = evaluate_split(model, split, ks=ks, use_scann=FLAGS.scann)

@@ -23,8 +23,9 @@ from tower_zoo.evaluation import RetrievalEvaluator
 from tower_zoo.registry import create_model
 from tower_zoo.training.hard_negatives import mine_hard_negatives
 from tower_zoo.training.objectives import fuse_label_weights, movielens_objectives
-from tower_zoo.training.trainer import (Trainer, check_manifest, make_trainer_config, verify_checkpoint,
-                                       write_json_atomic)
+from tower_zoo.fileio import write_json_atomic
+from tower_zoo.training.checkpoints import restore_latest_weights
+from tower_zoo.training.trainer import Trainer, make_trainer_config
 
 RUN_FILE = "run.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -123,12 +124,10 @@ def load_run(run_dir: str, data: InteractionData | None = None):
     model = create_model(record["model"], saved_spec, **record["model_overrides"])
     model.build_weights()
     checkpoint_dir = os.path.join(run_dir, CHECKPOINT_SUBDIR)
-    latest = tf.train.latest_checkpoint(checkpoint_dir)
-    if latest is None:
-        raise FileNotFoundError(f"run {run_dir!r} has no checkpoint in {checkpoint_dir!r} (training not finished?)")
-    check_manifest(checkpoint_dir, model)
-    verify_checkpoint(checkpoint_dir, latest)
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial().assert_existing_objects_matched()
+    try:
+        restore_latest_weights(model, checkpoint_dir)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"run {run_dir!r} has no checkpoint in {checkpoint_dir!r} (training not finished?)") from err
     return model, leave_last_out(data), record
 
 

@@ -45,9 +45,11 @@ from absl import logging
 from tower_zoo.data.pipeline import make_dataset, num_rows
 from tower_zoo.models.base import LABEL_FEATURE as LABEL_KEY
 from tower_zoo.training.losses import LOSSES, make_loss, valid_negative_mask
+from tower_zoo.fileio import write_json_atomic
+from tower_zoo.training.checkpoints import (MANIFEST_NAME, check_manifest, checkpoint_checksums,
+                                             model_fingerprint, verify_checkpoint)
 from tower_zoo.training.samplers import AliasSampler, downsample_positives, unigram_probabilities
 
-MANIFEST_NAME = "manifest.json"
 NEGATIVE_SOURCES = ("in_batch", "global", "mixed")
 SAMPLE_WEIGHT_KEY = "__sample_weight__"
 TEACHER_KEY = "__teacher_logit__"
@@ -135,82 +137,6 @@ def make_trainer_config(overrides: Mapping[str, Any] | None = None) -> TrainerCo
     config = TrainerConfig(**overrides)
     config.validate()
     return config
-
-
-def model_fingerprint(model) -> dict[str, Any]:
-    """What a checkpoint must match to be restored into ``model``."""
-    config = model.get_config()
-    spec_json = json.dumps(config["feature_spec"], sort_keys=True, default=str)
-    return {
-        "model_name": getattr(model, "model_name", type(model).__name__),
-        "model_config": json.loads(json.dumps(config["config"], default=list)),
-        "feature_spec_sha256": hashlib.sha256(spec_json.encode()).hexdigest(),
-    }
-
-
-def write_json_atomic(path: str, payload: Mapping[str, Any]) -> None:
-    """Writes JSON to a temp file in the same directory, then renames it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def checkpoint_checksums(prefix: str) -> dict[str, str]:
-    """SHA-256 of each file of the checkpoint at ``prefix`` (its .index and .data-* shards)."""
-    directory, name = os.path.split(prefix)
-    out = {}
-    for file_name in sorted(os.listdir(directory)):
-        if file_name.startswith(name + "."):
-            digest = hashlib.sha256()
-            with open(os.path.join(directory, file_name), "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            out[file_name] = digest.hexdigest()
-    return out
-
-
-def verify_checkpoint(checkpoint_dir: str, prefix: str) -> None:
-    """Raises ValueError when a file of checkpoint ``prefix`` is missing, truncated or altered."""
-    with open(os.path.join(checkpoint_dir, MANIFEST_NAME)) as handle:
-        recorded = json.load(handle).get("checkpoints", {}).get(os.path.basename(prefix))
-    if recorded is None:
-        raise ValueError(f"checkpoint {prefix!r} is not listed in {MANIFEST_NAME}: written by another tool "
-                         "or by an interrupted save; refusing to trust it")
-    actual = checkpoint_checksums(prefix)
-    for file_name, digest in recorded.items():
-        if file_name not in actual:
-            raise ValueError(f"checkpoint file {os.path.join(checkpoint_dir, file_name)!r} is missing")
-        if actual[file_name] != digest:
-            raise ValueError(f"checkpoint file {os.path.join(checkpoint_dir, file_name)!r} does not match its "
-                             "checksum (truncated or altered)")
-
-
-def check_manifest(checkpoint_dir: str, model) -> None:
-    """Raises ValueError when ``checkpoint_dir`` holds a checkpoint of a different model/config/spec."""
-    path = os.path.join(checkpoint_dir, MANIFEST_NAME)
-    if not os.path.exists(path):
-        raise ValueError(f"checkpoint directory {checkpoint_dir!r} has checkpoints but no {MANIFEST_NAME}")
-    try:
-        with open(path) as handle:
-            saved = json.load(handle)
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"unreadable checkpoint manifest {path!r}: {err}") from err
-    expected = model_fingerprint(model)
-    for key, value in expected.items():
-        if saved.get(key) != value:
-            raise ValueError(
-                f"checkpoint in {checkpoint_dir!r} does not match this model: {key} is "
-                f"{saved.get(key)!r} there, {value!r} here")
 
 
 def distillation_loss(student_logits: tf.Tensor, teacher_logits: tf.Tensor) -> tf.Tensor:
