@@ -40,7 +40,7 @@ def test_train_then_evaluate_from_disk(tmp_path):
     run_dir = str(tmp_path / "run")
     train = _cli("train", "--model", "dssm", "--dataset", "synthetic", "--epochs", "2", "--batch_size", "64",
                  "--out", run_dir, "--set", "hidden_units=16,8")
-    assert "epoch 2/2" in train.stdout and "most-popular" in train.stdout
+    assert "Epoch 2/2" in train.stdout and "most-popular" in train.stdout
     first = json.load(open(os.path.join(run_dir, "metrics.json")))
     os.remove(os.path.join(run_dir, "metrics.json"))
     _cli("evaluate", "--run", run_dir)

@@ -3,7 +3,7 @@ import math
 import pytest
 import tensorflow as tf
 
-from tower_zoo.training import SampledSoftmaxLoss, valid_negative_mask
+from tower_zoo.tasks import SampledSoftmaxLoss, valid_negative_mask
 
 
 def _ce(row, positive):

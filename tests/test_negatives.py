@@ -8,7 +8,8 @@ import tower_zoo
 from tower_zoo.data import leave_last_out, synthetic_interactions
 from tower_zoo.training import Trainer
 from tower_zoo.training.hard_negatives import mine_hard_negatives
-from tower_zoo.training.losses import (BinaryCrossEntropyCandidateLoss, HingeCandidateLoss,
+from tower_zoo.tasks import Scorer
+from tower_zoo.tasks.losses import (BinaryCrossEntropyCandidateLoss, HingeCandidateLoss,
                                        LogisticPairwiseCandidateLoss, SoftmaxCandidateLoss)
 
 
@@ -64,20 +65,28 @@ def _trainer(split, **overrides):
     return Trainer(model, batch_size=32, seed=1, **overrides), model
 
 
+def _candidate_columns(trainer, model, examples, table, rows=4):
+    """The task's candidate matrix for the first ``rows`` examples."""
+    task = trainer.make_task(trainer.example_source(examples).item_counts(), None, table)
+    batch = {k: tf.constant(v[:rows]) for k, v in examples.items()}
+    towers = model(batch)
+    scorer = Scorer(model.item_embedding, model.similarity, model.paired_similarity)
+    return task.candidate_columns(scorer, towers["user"], towers["item"], batch, tf.constant(0, tf.int64))
+
+
 def test_trainer_candidate_matrix_uses_each_sources_probability(split):
     trainer, model = _trainer(split, negatives="mixed", num_global_negatives=5)
     examples = split.examples("train")
     table, _ = split.candidates()
-    trainer._prepare(examples, table, None, None)
-    batch = {k: tf.constant(v[:4]) for k, v in examples.items()}
-    towers = model(batch)
-    sims, log_q, ids, positive_columns = trainer.candidate_matrix(towers, batch)
-    assert sims.shape == (4, 9) and positive_columns.numpy().tolist() == [0, 1, 2, 3]
+    columns = _candidate_columns(trainer, model, examples, table)
+    sims, log_q, ids = columns.similarities, columns.log_q, columns.codes
+    assert sims.shape == (4, 9) and columns.positive_columns.numpy().tolist() == [0, 1, 2, 3]
     counts = np.bincount(examples["item_id"], minlength=model.feature_spec.item_id.vocab_size)
     in_batch_expected = np.log(4 * counts[examples["item_id"][:4]] / counts.sum())
     np.testing.assert_allclose(log_q.numpy()[0, :4], in_batch_expected, rtol=1e-5)
     sampled_codes = ids.numpy()[0, 4:]
-    p = counts ** 0.75 / np.sum(counts[table["item_id"]] ** 0.75)
+    floored = np.maximum(counts, 1.0)  # the sampler's floor: cold items are drawn as if seen once
+    p = floored ** 0.75 / np.sum(floored[table["item_id"]] ** 0.75)
     np.testing.assert_allclose(log_q.numpy()[0, 4:], np.log(5 * p[sampled_codes]), rtol=1e-4)
 
 
@@ -114,9 +123,9 @@ def test_hard_negatives_come_from_the_rank_band(split):
 
 @pytest.mark.parametrize("overrides,message", [
     ({"loss": "hinge", "logq_correction": True}, "logQ correction is defined for the sampled softmax only"),
-    ({"negatives": "random"}, "unknown negatives 'random'"),
-    ({"loss": "listnet"}, "unknown loss 'listnet'"),
-    ({"alpha": 1.5}, "alpha must be in"),
+    ({"negatives": "random"}, "unknown trainer negatives 'random'"),
+    ({"loss": "listnet"}, "unknown trainer loss 'listnet'"),
+    ({"alpha": 1.5}, "alpha must be <= 1"),
 ])
 def test_impossible_combinations_are_rejected(split, overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -145,9 +154,8 @@ def test_learnable_temperature_moves_and_fixed_one_does_not(split):
 def test_shared_logq_mode_uses_unigram_frequency_for_every_column(split):
     trainer, model = _trainer(split, negatives="mixed", num_global_negatives=5, logq_mode="shared")
     examples = split.examples("train")
-    trainer._prepare(examples, split.candidates()[0], None, None)
-    batch = {k: tf.constant(v[:4]) for k, v in examples.items()}
-    _, log_q, ids, _ = trainer.candidate_matrix(model(batch), batch)
+    columns = _candidate_columns(trainer, model, examples, split.candidates()[0])
+    log_q, ids = columns.log_q, columns.codes
     counts = np.bincount(examples["item_id"], minlength=model.feature_spec.item_id.vocab_size)
     np.testing.assert_allclose(log_q.numpy(), np.log(counts[ids.numpy()] / counts.sum()), rtol=1e-5)
     with pytest.raises(ValueError, match="logq_mode"):

@@ -8,7 +8,7 @@ import tower_zoo
 from tower_zoo.data import synthetic_interactions, time_split
 from tower_zoo.layers import ResidualQuantizer
 from tower_zoo.training import Trainer
-from tower_zoo.training.trainer import distillation_loss
+from tower_zoo.tasks import distillation_loss
 
 
 @pytest.fixture(scope="module")

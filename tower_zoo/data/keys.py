@@ -12,7 +12,7 @@ LABEL = "__label__"                      # float32 [B] 0/1 exposure label (ranki
 SAMPLE_WEIGHT = "__sample_weight__"      # float32 [B] per-example weight
 TEACHER_LOGIT = "__teacher_logit__"      # float32 [B] a ranker's logit to distil (ranking task)
 HARD_NEGATIVES = "__hard_negatives__"    # int32 [B, H] rows of the item table (retrieval task)
-HARD_NEGATIVE_BAND = "__hard_negative_band__"  # int32 [B] width W of the rank band the row's hard negatives come from
+KEEP = "__keep__"                        # float32 [B] 1 = kept, 0 = dropped by positive down-sampling
 
 
 def objective_label(name: str) -> str:

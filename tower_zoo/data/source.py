@@ -7,9 +7,11 @@ run would have seen. ``epoch`` is a tensor (usually a ``tf.Variable`` the Traine
 end), read when an epoch's iterator is created, so one ``tf.data.Dataset`` serves every epoch of a
 Keras ``fit``.
 
-Positive down-sampling is applied by the source, before batching, from a per-item-code keep
-probability: a row with item code c is kept when ``u < keep_probability[c]``, u a stateless uniform
-draw seeded by (seed, epoch, row position), so it too is replayed exactly on resume.
+Positive down-sampling is decided by the source from a per-item-code keep probability: a row with
+item code c is kept when ``u < keep_probability[c]``, u a stateless uniform draw seeded by (seed,
+epoch), so it too is replayed exactly on resume. A dropped row stays in its batch with
+``batch[KEEP] = 0`` (tasks give it no weight and do not use it as a candidate): every epoch then has
+the same number of batches, which Keras ``fit`` requires of a dataset it iterates once per epoch.
 
 Two implementations:
 
@@ -26,7 +28,7 @@ from typing import Mapping
 import numpy as np
 import tensorflow as tf
 
-from tower_zoo.data.keys import is_reserved
+from tower_zoo.data.keys import KEEP, is_reserved
 from tower_zoo.data.pipeline import num_rows
 from tower_zoo.data.spec import FeatureSpec
 
@@ -62,7 +64,7 @@ class ExampleSource(abc.ABC):
     @property
     @abc.abstractmethod
     def keys(self) -> tuple[str, ...]:
-        """Every entry of a batch: feature names and reserved keys."""
+        """Every entry of a batch: feature names and reserved keys (``KEEP`` only with down-sampling)."""
 
     @abc.abstractmethod
     def item_counts(self) -> np.ndarray:
@@ -78,7 +80,7 @@ class ExampleSource(abc.ABC):
 class ArrayExampleSource(ExampleSource):
     """Row-aligned arrays ``{key: [R, ...]}`` held in memory (feature names and reserved keys).
 
-    Each epoch draws a permutation of the rows from (seed, epoch), drops down-sampled rows, and
+    Each epoch draws a permutation of the rows from (seed, epoch), marks down-sampled rows, and
     gathers batches of rows from the arrays: vectorized, no per-row work in the pipeline.
     """
 
@@ -127,14 +129,17 @@ class ArrayExampleSource(ExampleSource):
             rows = tf.range(size, dtype=tf.int64)
             if shuffle:
                 rows = tf.random.experimental.stateless_shuffle(rows, epoch_seed(seed, epoch_value, SHUFFLE_STREAM))
+            columns = {"rows": rows}
             if keep is not None:
                 draws = tf.random.stateless_uniform([size], epoch_seed(seed, epoch_value, DOWNSAMPLE_STREAM))
-                kept = draws < tf.gather(keep, tf.gather(item_codes, rows))
-                rows = tf.boolean_mask(rows, kept)
-            return tf.data.Dataset.from_tensor_slices(rows).batch(batch_size, drop_remainder=drop_remainder)
+                columns[KEEP] = tf.cast(draws < tf.gather(keep, tf.gather(item_codes, rows)), tf.float32)
+            return tf.data.Dataset.from_tensor_slices(columns).batch(batch_size, drop_remainder=drop_remainder)
 
-        def gather(rows):
-            return {k: tf.gather(v, rows) for k, v in tensors.items()}
+        def gather(columns):
+            batch = {k: tf.gather(v, columns["rows"]) for k, v in tensors.items()}
+            if KEEP in columns:
+                batch[KEEP] = columns[KEEP]
+            return batch
 
         return (read_epoch(epoch).flat_map(epoch_rows)
                 .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

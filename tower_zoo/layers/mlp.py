@@ -6,11 +6,13 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
+from tower_zoo.layers.dropout import StepSeededDropout
+
 
 class MLP(tf.keras.layers.Layer):
     """Dense layers ``units[0] .. units[-1]``. Input [B, F]; output [B, units[-1]].
 
-    Hidden layers use ``activation`` (and dropout when ``dropout > 0``); the last layer uses
+    Hidden layers use ``activation`` (and ``StepSeededDropout`` when ``dropout > 0``); the last layer uses
     ``output_activation`` (linear by default, as the output feeds a dot product).
     ``call(x, return_hidden=True)`` also returns every layer's output, for models that read
     intermediate layers (IntTower's FE-Block).
@@ -34,7 +36,8 @@ class MLP(tf.keras.layers.Layer):
                                   kernel_regularizer=regularizer, name=f"dense_{i}")
             for i, u in enumerate(self.units)
         ]
-        self.dropout_layers = [tf.keras.layers.Dropout(dropout) for _ in self.units[:-1]] if dropout else []
+        self.dropout_layers = ([StepSeededDropout(dropout, name=f"dropout_{i}") for i in range(len(self.units) - 1)]
+                               if dropout else [])
 
     def call(self, inputs: tf.Tensor, training: bool = False, return_hidden: bool = False):
         hidden = []

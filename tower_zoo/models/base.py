@@ -10,6 +10,12 @@ The trainer and the evaluators use only this interface:
 * ``auxiliary_loss(user_embedding, item_embedding, features)``: a model's own extra loss terms
   (zero by default).
 
+Training is Keras-native: ``model.compile(optimizer, task=RetrievalTask(...) or RankingTask(...))`` and
+``model.fit(dataset, callbacks=[...])``. ``train_step`` asks the task (``tower_zoo.tasks``) for the
+batch's loss terms, adds the layers' regularization losses, and applies the gradients; every term the
+task reports (``loss``, ``retrieval_loss`` / ``ranking_loss``, ``auxiliary_loss``) is a metric of
+``fit``. A model never imports a task: the task is whatever ``compile`` was given.
+
 Features are dicts ``{feature name: encoded tensor}`` as made by ``FeatureSpec.encode``; a dict may
 hold both sides' features, each side reads only its own.
 """
@@ -25,8 +31,7 @@ from tower_zoo.data.spec import FeatureSpec
 from tower_zoo.layers import Temperature
 
 
-# Key of the 0/1 exposure label in a pre-ranking training batch, visible to ``auxiliary_loss``.
-LABEL_FEATURE = "__label__"
+from tower_zoo.data.keys import LABEL as LABEL_FEATURE  # the 0/1 exposure label, visible to ``auxiliary_loss``
 
 
 @dataclasses.dataclass
@@ -125,6 +130,59 @@ class TwoTowerModel(tf.keras.Model):
         """Both towers on a batch of (user, item) pairs: ``{"user": [B, D], "item": [B, D]}``."""
         return {"user": self.user_embedding(features, training=training),
                 "item": self.item_embedding(features, training=training)}
+
+    # ------------------------------------------------------------------ Keras training
+    def compile(self, optimizer="adam", task=None, **kwargs: Any) -> None:
+        """Keras ``compile`` with a ``task`` (a layer ``task(model, batch, training) -> {"loss": ..., ...}``
+        whose ``term_names`` name those entries) in place of a loss."""
+        if task is None:
+            raise ValueError(f"{self.model_name}.compile needs task= (tower_zoo.tasks.RetrievalTask or RankingTask)")
+        super().compile(optimizer=optimizer, **kwargs)
+        self._attach_task(task)
+
+    @tf.__internal__.tracking.no_automatic_dependency_tracking
+    def _attach_task(self, task) -> None:
+        # Not tracked: the task holds no state, and checkpoints of the model must not depend on it.
+        self._task = task
+        with self.distribute_strategy.scope():
+            self._term_trackers = {name: tf.keras.metrics.Mean(name=name) for name in task.term_names}
+
+    @property
+    def task(self):
+        return getattr(self, "_task", None)
+
+    @property
+    def metrics(self) -> list:
+        return list(getattr(self, "_term_trackers", {}).values()) + super().metrics
+
+    def _task_terms(self, batch, training: bool) -> dict[str, tf.Tensor]:
+        if self.task is None:
+            raise ValueError(f"{self.model_name} is not compiled: call compile(optimizer, task=...) first")
+        terms = dict(self.task(self, batch, training=training))
+        if self.losses:
+            terms["loss"] = terms["loss"] + tf.add_n(self.losses)
+        return terms
+
+    def _record(self, terms: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        for name, value in terms.items():
+            self._term_trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self._term_trackers.items()}
+
+    def train_step(self, batch):
+        """One optimizer step on ``batch`` with the compiled task; returns the running mean of each term."""
+        with tf.GradientTape() as tape:
+            terms = self._task_terms(batch, training=True)
+            # Replica gradients are summed: scale so the update is that of the global mean loss.
+            scaled = terms["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        # Variables a loss does not reach (the score bias under a softmax) get None: skip them.
+        self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+        return self._record(terms)
+
+    def test_step(self, batch):
+        """The task's terms on ``batch`` without training (``model.evaluate`` / validation data)."""
+        return self._record(self._task_terms(batch, training=False))
 
     # ------------------------------------------------------------------ helpers for subclasses
     def side_feature_names(self, side: str) -> tuple | None:

@@ -1,7 +1,6 @@
-"""Losses, negative sampling and the Trainer."""
+"""The Trainer (Keras fit front door), its config, optimizers, callbacks, checkpoints and samplers."""
 
-from tower_zoo.training.losses import SampledSoftmaxLoss, apply_logq_correction, valid_negative_mask
-from tower_zoo.training.trainer import Trainer, TrainerConfig, make_trainer_config
+from tower_zoo.training.config import TrainerConfig, make_trainer_config
+from tower_zoo.training.trainer import Trainer
 
-__all__ = ["SampledSoftmaxLoss", "apply_logq_correction", "valid_negative_mask", "Trainer", "TrainerConfig",
-           "make_trainer_config"]
+__all__ = ["Trainer", "TrainerConfig", "make_trainer_config"]

@@ -2,21 +2,27 @@
 
 Every source reports, for each candidate it adds, the log of the *expected number of times* that
 item appears among that source's candidates, ``log q``. The sampled softmax subtracts it per column
-(see ``tower_zoo.training.losses``), so each source is corrected with its own probability:
+(see ``tower_zoo.tasks.losses``), so each source is corrected with its own probability:
 
 * in-batch: the batch's positives. An item with training count c_j out of N examples is expected
   ``B · c_j / N`` times among B in-batch candidates: log q = log(B · c_j / N).
 * global: M items drawn with replacement from p_j ∝ c_j^α (α = 0.75 as in word2vec / EBR), shared
   by the whole batch: log q = log(M · p_j).
-* hard: per query, items ranked in a middle band (e.g. 101–500) by a previous model (Facebook EBR).
-  They are chosen by rank, not by frequency, so they get no correction (log q = 0).
+* global draws include never-seen (cold) items: p_j ∝ max(c_j, floor)^α, so at α = 0 the sampler is
+  uniform over the whole corpus (the uniform half of Yang et al.'s mixed negative sampling).
+* hard: per query, K items drawn uniformly from a band of W ranks (e.g. 101–500) of a previous
+  model (Facebook EBR): each item of the band is expected K / W times, log q = log(K / W).
 
 Keeping the counts (B, M) inside q matters only when sources are mixed: within one source they shift
 every column by the same constant, which a softmax ignores; across sources they set the relative
 weight of a column drawn from each.
 
 Positive down-sampling (word2vec's sub-sampling of frequent words): a training example whose item
-has frequency z = c_j / N is kept with probability P = (sqrt(z / t) + 1) · t / z (capped at 1).
+has frequency z = c_j / N is kept with probability P = (sqrt(z / t) + 1) · t / z (capped at 1). The
+in-batch rate then comes from the counts actually used: B · c_j · P_j / N.
+
+Draws are stateless: the sampler's numbers are a function of (seed, training step), so a resumed run
+draws exactly the negatives an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ import numpy as np
 import tensorflow as tf
 
 
-def unigram_probabilities(counts: np.ndarray, alpha: float = 0.75) -> np.ndarray:
-    """p_j ∝ counts_j^alpha over items with count > 0 (unseen items get 0). float64 [N]."""
+def unigram_probabilities(counts: np.ndarray, alpha: float = 0.75, floor: float = 0.0) -> np.ndarray:
+    """p_j ∝ max(counts_j, floor)^alpha; with floor 0, items with count 0 get p = 0. float64 [N].
+
+    ``floor`` > 0 lets cold (never-seen) items be drawn, as if seen ``floor`` times; with alpha = 0 every
+    item then has the same probability."""
     counts = np.asarray(counts, np.float64)
     if counts.ndim != 1 or counts.size == 0:
         raise ValueError(f"counts must be a non-empty 1-D array, got shape {counts.shape}")
@@ -34,6 +43,9 @@ def unigram_probabilities(counts: np.ndarray, alpha: float = 0.75) -> np.ndarray
         raise ValueError("counts must be finite and non-negative")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not (np.isfinite(floor) and floor >= 0):
+        raise ValueError(f"floor must be finite and >= 0, got {floor}")
+    counts = np.maximum(counts, floor)
     weights = np.where(counts > 0, counts ** alpha, 0.0)
     total = weights.sum()
     if total <= 0:
@@ -66,23 +78,25 @@ def build_alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 class AliasSampler(tf.Module):
-    """Draws item indices with probabilities ``p`` (from ``unigram_probabilities``) in a tf.function.
+    """Draws item indices with probabilities ``p`` (from ``unigram_probabilities``) inside a tf.function.
 
-    ``sample(m) -> (indices int32 [m], log_q float32 [m])`` with log q = log(m · p_index).
+    ``sample(m, seed) -> (indices int32 [m], log_q float32 [m])`` with log q = log(m · p_index). ``seed``
+    is an int [2] tensor (e.g. (sampler seed, training step)): draws are stateless, so the same seed gives
+    the same indices in any process. Holds only constants (no variables).
     """
 
-    def __init__(self, probabilities: np.ndarray, seed: int = 0, name: str | None = None):
+    def __init__(self, probabilities: np.ndarray, name: str | None = None):
         super().__init__(name=name)
         accept, alias = build_alias_table(probabilities)
         self.num_items = int(len(probabilities))
         self.accept = tf.constant(accept, tf.float32)
         self.alias = tf.constant(alias, tf.int32)
         self.log_p = tf.constant(np.log(np.maximum(probabilities, 1e-30)), tf.float32)
-        self.generator = tf.random.Generator.from_seed(seed)
 
-    def sample(self, num: int) -> tuple[tf.Tensor, tf.Tensor]:
-        columns = self.generator.uniform([num], 0, self.num_items, dtype=tf.int32)
-        coins = self.generator.uniform([num])
+    def sample(self, num: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2)
+        columns = tf.random.stateless_uniform([num], seeds[0], 0, self.num_items, dtype=tf.int32)
+        coins = tf.random.stateless_uniform([num], seeds[1])
         indices = tf.where(coins < tf.gather(self.accept, columns), columns, tf.gather(self.alias, columns))
         return indices, tf.gather(self.log_p, indices) + tf.math.log(tf.cast(num, tf.float32))
 
@@ -99,12 +113,3 @@ def keep_probability(counts: np.ndarray, threshold: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         keep = (np.sqrt(z / threshold) + 1.0) * threshold / z
     return np.where(counts > 0, np.minimum(keep, 1.0), 1.0)
-
-
-def downsample_positives(item_codes: np.ndarray, vocab_size: int, threshold: float,
-                         rng: np.random.Generator) -> np.ndarray:
-    """Row indices of the examples kept by positive down-sampling (see ``keep_probability``)."""
-    counts = np.bincount(item_codes, minlength=vocab_size)
-    keep = keep_probability(counts, threshold)[item_codes]
-    return np.flatnonzero(rng.random(len(item_codes)) < keep)
-

@@ -1,20 +1,20 @@
-"""Training losses over a [B, N] logits matrix of B queries against N candidates.
+"""Training losses over a [B, C] candidate matrix of B queries against C candidates.
 
 Sampled softmax with logQ correction (Yi et al., RecSys 2019, "Sampling-bias-corrected neural
-modeling"): candidates are not drawn uniformly, e.g. in-batch negatives are other users' positives,
-so an item appears as a negative in proportion to its frequency. The softmax over such a sample
-estimates the full softmax only after subtracting the log of each candidate's sampling probability:
+modeling"): candidates are not drawn uniformly (in-batch negatives are other users' positives, so an
+item appears as a negative in proportion to its frequency), and a softmax over such a sample
+estimates the full softmax only after subtracting the log of each candidate's sampling rate:
 
     corrected_logit[i, j] = s(u_i, v_j) / T - log q_j
 
-For in-batch candidates, q_j ≈ B · count_j / N_train (the probability that item j is in a batch
-of B examples). The factor B shifts every logit of a row by the same log B, which a softmax
-ignores, so we use q_j = count_j / N_train. The correction is applied to every column, the
-positive's included, as in the paper. Without it, popular items are over-penalized as negatives.
+where q_j is the *expected number of times* column j's item is drawn by the source that put it there
+(``tower_zoo.tasks.candidates``): B · count_j / N for in-batch candidates, M · p_j for M global draws.
+Within one source a common factor such as B shifts a row's logits equally and cancels in the softmax;
+across sources it sets their relative weight, so it is kept. The correction applies to every column,
+the positive's included, as in the paper.
 
-Accidental hits: an in-batch candidate that is the query's own positive item (the same item
-appearing twice in a batch) is not a negative; its logit is set to a large negative value so it
-drops out of the softmax.
+Accidental hits: a candidate that is the query's own positive item (the same item twice in a batch,
+or drawn by a sampler) is not a negative; its logit is masked out of the softmax.
 """
 
 from __future__ import annotations

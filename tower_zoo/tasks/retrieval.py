@@ -1,0 +1,150 @@
+"""The retrieval task: a batch of positive (user, item) rows -> candidate matrix -> loss.
+
+``RetrievalTask(loss, in_batch=..., sampled=..., hard=...)(model, batch)`` embeds the batch with the
+model's towers, asks each candidate source (``tower_zoo.tasks.candidates``) for its columns, builds
+the [B, C] candidate matrix with each column's log q, masks accidental hits (a column holding the row's
+own positive item) and rows dropped by down-sampling, and applies the candidate loss
+(``tower_zoo.tasks.losses``). It adds the model's own auxiliary terms (``model.auxiliary_loss``).
+
+Column layout: in-batch columns first when that source is on (row i's positive is its own column);
+otherwise column 0 holds each row's positive, corrected by the sampler's log(M · p) of that item, as
+TensorFlow's sampled softmax corrects its true classes. With ``logq_mode="shared"`` every column is
+corrected instead by its item's unigram rate log(c_j / N), whatever its source: the usual single
+correction of mixed negatives, kept for comparison.
+
+Models with several objective heads (``model.objective_names``) get one loss per head, each on the
+rows positive for that objective (batch key ``objective_label(name)``), candidates embedded by that
+head.
+
+The task uses only the model's base interface; it holds constants, no variables.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from tower_zoo.data.keys import KEEP, SAMPLE_WEIGHT, features_only, objective_label
+from tower_zoo.tasks.candidates import (CandidateColumns, HardNegativeCandidates, InBatchCandidates,
+                                        SampledCandidates, Scorer)
+from tower_zoo.tasks.losses import CandidateLoss, valid_negative_mask
+
+LOGQ_MODES = ("per_source", "shared")
+
+
+def row_weights(batch: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
+    """Per-row weight [B]: ``SAMPLE_WEIGHT`` times ``KEEP`` (down-sampling), or None when neither is given."""
+    weights = [tf.cast(batch[k], tf.float32) for k in (SAMPLE_WEIGHT, KEEP) if k in batch]
+    if not weights:
+        return None
+    return weights[0] if len(weights) == 1 else weights[0] * weights[1]
+
+
+class RetrievalTask(tf.keras.layers.Layer):
+    """See the module docstring.
+
+    Args:
+      loss: a ``CandidateLoss`` (softmax, bce, hinge, bpr).
+      item_id_feature: the item-id feature (candidates are matched by its codes).
+      in_batch: the in-batch source, or None.
+      sampled: the global sampler source, or None.
+      hard: the hard-negative source, or None.
+      logq_correction: subtract log q from the logits (sampled softmax only).
+      logq_mode: "per_source" or "shared".
+      unigram_log_rate: float [item vocab] log(c_j / N), for ``logq_mode="shared"``.
+      remove_accidental_hits: mask columns that hold the row's own positive item.
+    """
+
+    def __init__(self, loss: CandidateLoss, item_id_feature: str, in_batch: InBatchCandidates | None = None,
+                 sampled: SampledCandidates | None = None, hard: HardNegativeCandidates | None = None,
+                 logq_correction: bool = True, logq_mode: str = "per_source",
+                 unigram_log_rate: np.ndarray | None = None, remove_accidental_hits: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if in_batch is None and sampled is None:
+            raise ValueError("a retrieval task needs in-batch or sampled negatives (or both)")
+        if logq_mode not in LOGQ_MODES:
+            raise ValueError(f"logq_mode must be one of {LOGQ_MODES}, got {logq_mode!r}")
+        if logq_mode == "shared" and unigram_log_rate is None:
+            raise ValueError("logq_mode='shared' needs unigram_log_rate")
+        self.candidate_loss, self.item_id_feature = loss, item_id_feature
+        self.in_batch, self.sampled, self.hard = in_batch, sampled, hard
+        self.logq_correction, self.logq_mode = logq_correction, logq_mode
+        self.remove_accidental_hits = remove_accidental_hits
+        self.unigram_log_rate = (None if unigram_log_rate is None
+                                 else tf.constant(np.asarray(unigram_log_rate, np.float32)))
+
+    # ------------------------------------------------------------------ the candidate matrix
+    def candidate_columns(self, scorer: Scorer, queries: tf.Tensor, positives: tf.Tensor,
+                          batch: Mapping[str, tf.Tensor], step: tf.Tensor) -> CandidateColumns:
+        """All sources' columns, concatenated: similarities, log q, codes [B, C], usable [B, C] and the
+        positive's column [B]."""
+        codes = batch[self.item_id_feature]
+        rows = tf.shape(codes)[0]
+        parts: list[CandidateColumns] = []
+        if self.in_batch is not None:
+            parts.append(self.in_batch.columns(scorer, queries, positives, codes, batch))
+            positive_columns = parts[0].positive_columns
+        else:
+            similarity = scorer.paired_similarity(queries, positives[:, tf.newaxis])
+            parts.append(CandidateColumns(similarity, self.sampled.positive_log_q(codes)[:, tf.newaxis],
+                                          codes[:, tf.newaxis]))
+            positive_columns = tf.zeros([rows], tf.int32)
+        if self.sampled is not None:
+            parts.append(self.sampled.columns(scorer, queries, step, self.item_id_feature))
+        if self.hard is not None:
+            parts.append(self.hard.columns(scorer, queries, batch, self.item_id_feature))
+        usable = [p.usable if p.usable is not None else tf.ones_like(p.codes, tf.bool) for p in parts]
+        codes_matrix = tf.concat([p.codes for p in parts], axis=1)
+        if self.logq_mode == "shared":
+            log_q = tf.gather(self.unigram_log_rate, codes_matrix)
+        else:
+            log_q = tf.concat([p.log_q for p in parts], axis=1)
+        return CandidateColumns(tf.concat([p.similarities for p in parts], axis=1), log_q, codes_matrix,
+                                tf.concat(usable, axis=1), positive_columns)
+
+    def head_loss(self, scorer: Scorer, queries: tf.Tensor, positives: tf.Tensor, batch: Mapping[str, tf.Tensor],
+                  temperature: tf.Tensor, step: tf.Tensor, weights: tf.Tensor | None) -> tf.Tensor:
+        """The candidate loss of one tower pair (or objective head) on the batch: a scalar."""
+        columns = self.candidate_columns(scorer, queries, positives, batch, step)
+        negatives = valid_negative_mask(batch[self.item_id_feature], columns.codes, columns.positive_columns,
+                                        tf.shape(columns.similarities)[1], self.remove_accidental_hits)
+        negatives = tf.logical_and(negatives, columns.usable)
+        return self.candidate_loss(columns.similarities, columns.positive_columns, negatives, temperature,
+                                   columns.log_q if self.logq_correction else None, weights)
+
+    # ------------------------------------------------------------------ the task
+    term_names = ("loss", "retrieval_loss", "auxiliary_loss")
+
+    def call(self, model, batch: Mapping[str, tf.Tensor], training: bool = True) -> dict[str, tf.Tensor]:
+        """``{"loss": total, "retrieval_loss": ..., "auxiliary_loss": ...}`` for ``batch`` under ``model``."""
+        features = features_only(batch)
+        step = model.optimizer.iterations if model.optimizer is not None else tf.constant(0, tf.int64)
+        temperature = model.temperature.value
+        weights = row_weights(batch)
+        objectives = getattr(model, "objective_names", None)
+        if objectives:
+            users = model.objective_user_embedding(features, training=training)
+            items = model.objective_item_embedding(features, training=training)
+            loss = tf.constant(0.0)
+            for k, name in enumerate(objectives):
+                scorer = Scorer(lambda f, k=k: model.objective_item_embedding(f, training=training)[:, k],
+                                model.similarity, model.paired_similarity)
+                label = tf.cast(batch[objective_label(name)], tf.float32)
+                head_weights = label if weights is None else label * weights
+                loss += self.head_loss(scorer, users[:, k], items[:, k], batch, temperature, step, head_weights)
+            auxiliary = tf.constant(0.0)
+        else:
+            towers = model(features, training=training)
+            scorer = Scorer(lambda f: model.item_embedding(f, training=training), model.similarity,
+                            model.paired_similarity)
+            loss = self.head_loss(scorer, towers["user"], towers["item"], batch, temperature, step, weights)
+            auxiliary = model.auxiliary_loss(towers["user"], towers["item"], features, training=training)
+        return {"loss": loss + auxiliary, "retrieval_loss": loss, "auxiliary_loss": auxiliary}
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "loss": self.candidate_loss.name, "item_id_feature": self.item_id_feature,
+                "sources": [s.name for s in (self.in_batch, self.sampled, self.hard) if s is not None],
+                "logq_correction": self.logq_correction, "logq_mode": self.logq_mode,
+                "remove_accidental_hits": self.remove_accidental_hits}

@@ -1,0 +1,170 @@
+"""TrainerConfig: every training option, validated before any work.
+
+Each option is checked for its type (an int must be an int, not "3" or 3.5; a float must be a finite
+number) and its range, with one error naming the option and the value. Options that need the data
+(batch size against the number of rows, hard negatives against the rank band) are checked by the
+Trainer before the first step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, Mapping
+
+from tower_zoo.tasks.losses import LOSSES
+from tower_zoo.training.optimizers import OPTIMIZERS
+
+NEGATIVE_SOURCES = ("in_batch", "global", "mixed")
+TASKS = ("auto", "retrieval", "ranking")
+# Options that do not change what training computes: they may differ when a run is resumed.
+RESUMABLE_OPTIONS = ("epochs", "checkpoint_dir", "max_checkpoints", "tensorboard_dir", "steps_per_execution",
+                     "allow_setting_changes")
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    """Training hyper-parameters (all overridable as ``Trainer(model, **overrides)``).
+
+    task: "retrieval" (positive pairs against candidates), "ranking" (pointwise BCE on exposure labels),
+      or "auto": ranking for pre-ranking and baseline models, retrieval otherwise.
+    optimizer: "lazy_adam" (row-sparse updates of embedding tables; ``tower_zoo.training.optimizers``),
+      "adam", "adagrad" or "sgd".
+    negatives / num_global_negatives / alpha / sampler_floor: candidate sources (``tower_zoo.tasks.candidates``);
+      the global sampler draws p ∝ max(count, sampler_floor)^alpha, so cold items can be drawn.
+    hard_negatives / hard_rank_range: K hard negatives per row drawn from that band of a previous model's ranks.
+    logq_correction: None means on for the softmax loss, off otherwise. logq_mode: "per_source" or "shared".
+    downsample_threshold: word2vec's t for positive down-sampling (0 = off).
+    distill_weight: ranking task: weight of the distillation term when teacher logits are given.
+    steps_per_execution: training steps per call into the compiled function (fewer host round trips).
+    jit_compile: compile the training step with XLA.
+    allow_setting_changes: resume a checkpoint written with other options (recorded in its manifest).
+    """
+
+    task: str = "auto"
+    epochs: int = 5
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    optimizer: str = "lazy_adam"
+    loss: str = "softmax"
+    margin: float = 0.1
+    negatives: str = "in_batch"
+    num_global_negatives: int = 256
+    alpha: float = 0.75
+    sampler_floor: float = 1.0
+    hard_negatives: int = 0
+    hard_rank_range: tuple = (101, 500)
+    logq_correction: bool | None = None
+    logq_mode: str = "per_source"
+    remove_accidental_hits: bool = True
+    downsample_threshold: float = 0.0
+    distill_weight: float = 1.0
+    seed: int = 42
+    checkpoint_dir: str | None = None
+    max_checkpoints: int = 2
+    steps_per_execution: int = 32
+    jit_compile: bool = False
+    tensorboard_dir: str | None = None
+    allow_setting_changes: bool = False
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first bad option and its value."""
+        for key in ("epochs", "batch_size", "max_checkpoints", "num_global_negatives", "steps_per_execution"):
+            _check_int(key, getattr(self, key), minimum=1)
+        _check_int("hard_negatives", self.hard_negatives, minimum=0)
+        _check_int("seed", self.seed, minimum=0)
+        _check_float("learning_rate", self.learning_rate, minimum=0.0, inclusive=False)
+        _check_float("margin", self.margin, minimum=0.0)
+        _check_float("alpha", self.alpha, minimum=0.0, maximum=1.0)
+        _check_float("sampler_floor", self.sampler_floor, minimum=0.0)
+        _check_float("downsample_threshold", self.downsample_threshold, minimum=0.0, maximum=1.0)
+        if 0 < self.downsample_threshold < 1e-9:
+            raise ValueError(f"trainer downsample_threshold must be 0 (off) or >= 1e-9, got "
+                             f"{self.downsample_threshold}: smaller values drop nearly every example")
+        _check_float("distill_weight", self.distill_weight, minimum=0.0)
+        for key, valid in (("task", TASKS), ("optimizer", OPTIMIZERS), ("loss", tuple(LOSSES)),
+                           ("negatives", NEGATIVE_SOURCES), ("logq_mode", ("per_source", "shared"))):
+            if getattr(self, key) not in valid:
+                raise ValueError(f"unknown trainer {key} {getattr(self, key)!r}; choose from {', '.join(valid)}")
+        for key in ("remove_accidental_hits", "jit_compile", "allow_setting_changes"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"trainer {key} must be True or False, got {getattr(self, key)!r}")
+        if self.logq_correction is not None and not isinstance(self.logq_correction, bool):
+            raise ValueError(f"trainer logq_correction must be True, False or None, got {self.logq_correction!r}")
+        self._validate_rank_range()
+        if self.negatives in ("in_batch", "mixed") and self.batch_size < 2:
+            raise ValueError(f"in-batch negatives need batch_size >= 2, got {self.batch_size}")
+        if self.task == "ranking" and (self.logq_correction or self.hard_negatives or self.negatives != "in_batch"):
+            raise ValueError("task='ranking' trains pointwise on labels: negatives, hard_negatives and logQ "
+                             "do not apply")
+        if self.logq_correction and not LOSSES[self.loss].uses_log_q:
+            raise ValueError(f"logQ correction is defined for the sampled softmax only, not loss={self.loss!r}; "
+                             "turn it off (--nologq)")
+
+    def _validate_rank_range(self) -> None:
+        band = self.hard_rank_range
+        if (not isinstance(band, (tuple, list)) or len(band) != 2
+                or not all(isinstance(b, numbers.Integral) and not isinstance(b, bool) for b in band)
+                or not 1 <= band[0] <= band[1]):
+            raise ValueError(f"trainer hard_rank_range must be two integers 1 <= low <= high, got {band!r}")
+        self.hard_rank_range = (int(band[0]), int(band[1]))
+        if self.hard_negatives > self.band_width:
+            raise ValueError(f"trainer hard_negatives={self.hard_negatives} exceeds the rank band "
+                             f"{self.hard_rank_range} of {self.band_width} items")
+
+    @property
+    def band_width(self) -> int:
+        """W: how many ranks hard negatives are drawn from."""
+        return self.hard_rank_range[1] - self.hard_rank_range[0] + 1
+
+    @property
+    def uses_in_batch(self) -> bool:
+        return self.negatives in ("in_batch", "mixed")
+
+    @property
+    def uses_global(self) -> bool:
+        return self.negatives in ("global", "mixed")
+
+    def resolved_task(self, model) -> str:
+        """The task for ``model``: the configured one, or by its kind when "auto"."""
+        if self.task != "auto":
+            return self.task
+        return "ranking" if getattr(model, "model_kind", "retrieval") in ("pre_ranking", "baseline") else "retrieval"
+
+    def uses_logq(self) -> bool:
+        """Whether the retrieval loss subtracts log q (None: on for the softmax only)."""
+        return self.loss == "softmax" if self.logq_correction is None else self.logq_correction
+
+    def training_settings(self) -> dict[str, Any]:
+        """The options that shape what training computes (compared when a run is resumed)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in RESUMABLE_OPTIONS}
+
+
+def _check_int(key: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"trainer {key} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"trainer {key} must be >= {minimum}, got {value}")
+
+
+def _check_float(key: str, value: Any, minimum: float | None = None, maximum: float | None = None,
+                 inclusive: bool = True) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"trainer {key} must be a finite number, got {value!r}")
+    if minimum is not None and (value < minimum or (not inclusive and value == minimum)):
+        raise ValueError(f"trainer {key} must be {'>=' if inclusive else '>'} {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"trainer {key} must be <= {maximum}, got {value}")
+
+
+def make_trainer_config(overrides: Mapping[str, Any] | None = None) -> TrainerConfig:
+    """A validated TrainerConfig; unknown keys are an error listing the valid ones."""
+    overrides = dict(overrides or {})
+    valid = [f.name for f in dataclasses.fields(TrainerConfig)]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown trainer option(s) {unknown}; valid options: {', '.join(valid)}")
+    config = TrainerConfig(**overrides)
+    config.validate()
+    return config
