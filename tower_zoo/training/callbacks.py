@@ -56,8 +56,21 @@ class EpochRecorder(tf.keras.callbacks.Callback):
 
 
 class FiniteLossGuard(tf.keras.callbacks.Callback):
-    """Stops training with ``FloatingPointError`` as soon as the running loss is NaN or infinite
-    (checked once per execution of ``steps_per_execution`` steps), before a checkpoint can record it."""
+    """Stops training with ``FloatingPointError`` when the epoch's loss is NaN or infinite, before a
+    checkpoint can record it (epoch-level: usable under ParameterServerStrategy, which allows no batch hooks)."""
+
+    def _check(self, logs: dict | None, where: str) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(f"training loss became {float(loss)} at {where}")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._check(logs, f"the end of epoch {epoch + 1}")
+
+
+class StepLossGuard(FiniteLossGuard):
+    """``FiniteLossGuard`` that also checks after every execution of ``steps_per_execution`` steps, so a
+    diverging run stops within the epoch."""
 
     def __init__(self):
         super().__init__()
@@ -67,10 +80,7 @@ class FiniteLossGuard(tf.keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise FloatingPointError(f"training loss became {float(loss)} at epoch {self._epoch + 1}, "
-                                     f"step {batch + 1}")
+        self._check(logs, f"epoch {self._epoch + 1}, step {batch + 1}")
 
 
 class CheckpointEachEpoch(tf.keras.callbacks.Callback):

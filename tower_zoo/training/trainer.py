@@ -46,7 +46,7 @@ from tower_zoo.tasks.losses import make_loss
 from tower_zoo.tasks.ranking import RankingTask
 from tower_zoo.tasks.retrieval import RetrievalTask
 from tower_zoo.training.callbacks import (CheckpointEachEpoch, DataEpoch, EpochRecorder, FiniteLossGuard,
-                                          ValidationMetric)
+                                          StepLossGuard, ValidationMetric)
 from tower_zoo.training.checkpoints import CheckpointStore
 from tower_zoo.training.config import TrainerConfig, make_trainer_config
 from tower_zoo.training.optimizers import make_optimizer
@@ -201,6 +201,10 @@ class Trainer:
                              config.remove_accidental_hits, name="retrieval_task")
 
     # ------------------------------------------------------------------ training
+    @property
+    def _parameter_servers(self) -> bool:
+        return isinstance(self.strategy, tf.distribute.ParameterServerStrategy)
+
     def _verbosity(self, verbose: bool) -> int:
         if not verbose:
             return 0
@@ -208,7 +212,7 @@ class Trainer:
 
     def _dataset(self, source: ExampleSource, keep: np.ndarray | None):
         config = self.config
-        if isinstance(self.strategy, tf.distribute.ParameterServerStrategy):
+        if self._parameter_servers:
             def per_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
                 passes = tf.data.Dataset.range(2**62).flat_map(
                     lambda e: source.dataset(config.batch_size, config.seed, e, keep, drop_remainder=True))
@@ -259,7 +263,8 @@ class Trainer:
         self._data_epoch.assign(initial_epoch)
         dataset, steps_per_epoch = self._dataset(source, keep)
         recorder = EpochRecorder(source.num_rows)
-        own = [DataEpoch(self._data_epoch), FiniteLossGuard(), recorder,
+        guard = FiniteLossGuard() if self._parameter_servers else StepLossGuard()
+        own = [DataEpoch(self._data_epoch), guard, recorder,
                CheckpointEachEpoch(self._store, self._checkpoint, self.epoch)]
         extra = [tf.keras.callbacks.TensorBoard(config.tensorboard_dir)] if config.tensorboard_dir else []
         self.model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
