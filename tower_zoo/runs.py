@@ -181,4 +181,5 @@ def export_run(run_dir: str, export_dir: str, overwrite: bool = False):
     users = {**queries, "__raw_user_id__": split.test["user_id"].drop_duplicates().to_numpy(np.int64)}
     titles = dict(zip(split.data.items["item_id"].tolist(), split.data.items.get(
         "title", split.data.items["item_id"].astype(str)).tolist()))
-    return serving.export(model, items, ids, export_dir, users=users, titles=titles, overwrite=overwrite)
+    return serving.export(model, items, ids, export_dir, users=users, titles=titles, overwrite=overwrite,
+                          protected=[run_dir])
