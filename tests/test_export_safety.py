@@ -5,6 +5,7 @@ files follow the umask."""
 import json
 import os
 import pathlib
+import re
 import signal
 import stat
 
@@ -167,3 +168,26 @@ def test_export_files_follow_the_umask(small_model, tmp_path, umask, file_mode, 
     modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in paths}
     assert modes["e"] == dir_mode and modes[os.path.join("e", "manifest.json")] == file_mode
     assert all(m == (dir_mode if (tmp_path / p).is_dir() else file_mode) for p, m in modes.items()), modes
+
+
+VALID = {"format_version": 1, "files": {}, "model_name": "m", "feature_spec": {}, "scann_config": {},
+         "scann_depth": 0}
+
+
+@pytest.mark.parametrize("manifest,message", [
+    ([], "must hold a JSON object, got list"),
+    ({"format_version": 1}, "lacks the field 'files'"),
+    ({**VALID, "format_version": "1"}, "field 'format_version' must be an integer, got '1'"),
+    ({**VALID, "files": {"a": 1}}, "field 'files' must map file names to SHA-256 strings"),
+    ({**VALID, "format_version": 7}, "has format_version 7, this tower_zoo reads 1"),
+    (VALID, "field 'feature_spec' is invalid"),
+    ({**VALID, "scann_config": {"leaves": 3}, "feature_spec": {"user_id_feature": "u", "item_id_feature": "i",
+      "features": [{"kind": "categorical", "name": "u", "side": "user", "vocabulary": [1]},
+                   {"kind": "categorical", "name": "i", "side": "item", "vocabulary": [1]}]}},
+     "field 'scann_config' is invalid"),
+])
+def test_malformed_export_manifests_are_one_clear_error(tmp_path, manifest, message):
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=re.escape(message)) as caught:
+        serving.load(str(tmp_path))
+    assert "manifest.json" in str(caught.value) or "format_version" in str(caught.value)

@@ -1,7 +1,8 @@
 """Files and directories written safely: atomic JSON writes, permissions that follow the umask, and
 directory locks.
 
-* ``write_json_atomic``: a reader sees the old file or the new one, never a partial one.
+* ``write_json_atomic``: a reader sees the old file or the new one, never a partial one; ``read_json_record``
+  reads one back, or says which file and which field is missing or malformed.
 * ``apply_umask``: temporary files and directories (``mkstemp`` / ``mkdtemp``) are created 0600 / 0700
   whatever the umask; once renamed into place they get the permissions an ordinary ``open`` or ``mkdir``
   would have given them, so a teammate can read a run or serve an export when the umask allows it.
@@ -20,6 +21,8 @@ import tempfile
 from typing import Any, Iterator, Mapping
 
 _HELD_LOCKS: dict[str, list[int]] = {}  # real path -> [file descriptor, nesting depth]
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
+               bool: "true or false"}
 
 
 def current_umask() -> int:
@@ -57,6 +60,26 @@ def write_json_atomic(path: str, payload: Mapping[str, Any]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def read_json_record(path: str, fields: Mapping[str, type], what: str) -> dict[str, Any]:
+    """The JSON object in ``path`` (which must exist), with each of ``fields`` present and of its JSON type.
+
+    ValueError naming ``what`` (e.g. "run file"), the path and the field otherwise."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} {path!r} is corrupt: {err}") from err
+    if not isinstance(record, dict):
+        raise ValueError(f"{what} {path!r} must hold a JSON object, got {type(record).__name__} {record!r:.40}")
+    for key, kind in fields.items():
+        if key not in record:
+            raise ValueError(f"{what} {path!r} lacks the field {key!r}")
+        value = record[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ValueError(f"{what} {path!r}: field {key!r} must be {_JSON_TYPES[kind]}, got {value!r}")
+    return record
 
 
 @contextlib.contextmanager

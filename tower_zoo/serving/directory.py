@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
-import json
 import os
 import pathlib
 import shutil
@@ -28,7 +27,7 @@ from typing import Any, Iterable
 
 from absl import logging
 
-from tower_zoo.fileio import apply_umask
+from tower_zoo.fileio import apply_umask, read_json_record
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -60,18 +59,7 @@ def read_manifest(root: pathlib.Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{str(root)!r} is not a tower_zoo export: {MANIFEST} not found")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"corrupt export manifest {str(path)!r}: {err}") from err
-    if not isinstance(manifest, dict):
-        raise ValueError(f"export manifest {str(path)!r} must hold a JSON object, got {type(manifest).__name__}")
-    for key, kind in MANIFEST_FIELDS.items():
-        if key not in manifest:
-            raise ValueError(f"export manifest {str(path)!r} lacks the field {key!r}")
-        if not isinstance(manifest[key], kind) or isinstance(manifest[key], bool):
-            raise ValueError(f"export manifest {str(path)!r}: field {key!r} must be a {kind.__name__}, "
-                             f"got {manifest[key]!r}")
+    manifest = read_json_record(str(path), MANIFEST_FIELDS, "export manifest")
     if manifest["format_version"] != FORMAT_VERSION:
         raise ValueError(f"export {str(root)!r} has format_version {manifest['format_version']!r}, "
                          f"this tower_zoo reads {FORMAT_VERSION}")

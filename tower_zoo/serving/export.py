@@ -142,10 +142,9 @@ class Retriever:
                    index, model.feature_spec, users, titles)
 
     def user_vectors(self, user_features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """[B, D] vectors of encoded user features, checked against the feature spec first."""
         names = [f.name for f in self.feature_spec.user_features]
-        missing = [n for n in names if n not in user_features]
-        if missing:
-            raise ValueError(f"user features missing: {missing}; the user tower reads {names}")
+        self.feature_spec.check_encoded(user_features, where="user features", names=names)
         features = {n: tf.constant(user_features[n]) for n in names}
         return np.asarray(self.user_tower(features), np.float32)
 
