@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 
@@ -139,3 +140,15 @@ def test_one_process_at_a_time_writes_a_run_and_a_crash_releases_the_lock(tmp_pa
     crashed = _hold_lock_and("os.kill(os.getpid(), signal.SIGKILL)", tmp_path)
     assert crashed.wait() == -signal.SIGKILL
     _train(tmp_path)                                        # the kernel released the dead process's lock
+
+
+@pytest.mark.parametrize("umask,file_mode,dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_run_files_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
+    previous = os.umask(umask)
+    try:
+        _train(tmp_path / "run")
+    finally:
+        os.umask(previous)
+    modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "run").rglob("*")}
+    assert modes["run/run.json"] == file_mode and modes["run/checkpoints/manifest.json"] == file_mode, modes
+    assert all(m == (dir_mode if (tmp_path / p).is_dir() else file_mode) for p, m in modes.items()), modes
