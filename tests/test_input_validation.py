@@ -118,3 +118,20 @@ def test_serving_checks_encoded_user_features():
     bad = {**queries, "history": queries["history"][:, :3]}
     with pytest.raises(ValueError, match=r"feature 'history' in user features: expected shape \[rows, 10\]"):
         retriever.search(bad, 3)
+
+
+def test_serving_known_users_refuses_ids_that_would_be_misread():
+    from tower_zoo import serving
+    from tower_zoo.data import leave_last_out
+
+    split = leave_last_out(DATA)
+    model = tower_zoo.create_model("mf", DATA.feature_spec, embedding_dim=4)
+    model.build_weights()
+    items, ids = split.candidates()
+    queries, _, _ = split.queries("test")
+    users = {**queries, "__raw_user_id__": split.test["user_id"].drop_duplicates().to_numpy(np.int64)}
+    retriever = serving.Retriever.from_model(model, items, ids, users=users)
+    assert retriever.search_users([1], 2)[0].shape == (1, 2)
+    for bad, reason in ((1.5, "is not an integer"), ("1", "is not an integer"), (2**64, "is outside the int64 range")):
+        with pytest.raises(ValueError, match=re.escape(f"user_id {bad!r} {reason}")):
+            retriever.search_users([bad], 2)

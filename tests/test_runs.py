@@ -152,3 +152,19 @@ def test_run_files_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
     modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "run").rglob("*")}
     assert modes["run/run.json"] == file_mode and modes["run/checkpoints/manifest.json"] == file_mode, modes
     assert all(m == (dir_mode if (tmp_path / p).is_dir() else file_mode) for p, m in modes.items()), modes
+
+
+def test_a_run_recorded_before_effective_trainer_options_resumes(tmp_path):
+    _train(tmp_path)
+    record = _record(tmp_path)
+    record["trainer"] = {**FAST, "logq_correction": None, "negatives": "in_batch"}   # the older, sparse form
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    _train(tmp_path, {**FAST, "epochs": 2})
+    assert [h["epoch"] for h in _record(tmp_path)["history"]] == [1, 2]
+
+
+def test_hard_negatives_need_a_retrieval_run_to_mine_them(tmp_path):
+    _train(tmp_path / "teacher", model="target_attention")
+    with pytest.raises(ValueError, match="'target_attention' is pre_ranking: hard negatives are mined"):
+        _train(tmp_path / "run", {**FAST, "hard_negatives": 2}, hard_negatives_from=str(tmp_path / "teacher"),
+               hard_rank_range=(5, 20))

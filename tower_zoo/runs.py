@@ -73,9 +73,22 @@ def _normalize(value: Any) -> Any:
     return json.loads(json.dumps(value, default=list))
 
 
+def _trainer_settings(trainer_config) -> dict[str, Any]:
+    """The trainer options a run records: every option's effective value (the checkpoint path aside)."""
+    return _normalize({k: v for k, v in dataclasses.asdict(trainer_config).items() if k != "checkpoint_dir"})
+
+
+def _effective_trainer_settings(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded trainer dict in effective form (older records hold only the options that were given)."""
+    try:
+        return _trainer_settings(make_trainer_config({k: v for k, v in options.items() if k != "checkpoint_dir"}))
+    except (TypeError, ValueError):
+        return dict(options)
+
+
 def _settings(model_name: str, dataset: str, data_dir: str | None, model_overrides: Mapping[str, Any],
               trainer_config, training: Mapping[str, Any]) -> dict[str, Any]:
-    trainer = {k: v for k, v in dataclasses.asdict(trainer_config).items() if k != "checkpoint_dir"}
+    trainer = _trainer_settings(trainer_config)
     return _normalize({"model": model_name, "model_overrides": dict(model_overrides), "dataset": dataset,
                        "data_dir": os.path.abspath(data_dir) if data_dir else None,
                        "split": split_settings(model_name), "trainer": trainer, **training})
@@ -97,6 +110,10 @@ def training_inputs(model, split: RetrievalSplit, trainer_config, hard_negatives
     if trainer_config.hard_negatives:
         if not hard_negatives_from:
             raise ValueError("hard_negatives > 0 needs a previous run to mine them from (--hard_negatives_from DIR)")
+        miner = read_run(hard_negatives_from)["model"]
+        if is_ranking(miner):
+            raise ValueError(f"--hard_negatives_from {hard_negatives_from}: {miner!r} is {model_kind(miner)}: hard "
+                             "negatives are mined from the full-corpus ranking of a retrieval model")
         previous, _, _ = load_run(hard_negatives_from, data=split.data, allow_data_change=allow_data_change)
         inputs["hard_negatives"] = mine_hard_negatives(previous, examples, item_table, trainer_config.hard_negatives,
                                                        hard_rank_range, seed=trainer_config.seed)
@@ -154,6 +171,7 @@ def _start_record(out_dir: str, settings: dict[str, Any], data: InteractionData,
     if not os.path.exists(os.path.join(out_dir, RUN_FILE)):
         return record
     previous = read_run(out_dir)
+    previous["trainer"] = _effective_trainer_settings(previous.get("trainer", {}))
     check_fixed_settings(previous, settings, out_dir)
     changes = setting_changes(previous, settings)
     if changes and not allow_setting_change:

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tower_zoo.data.spec import FeatureSpec, NumericFeature, OOVCounter, SequenceFeature
+from tower_zoo.data.spec import FeatureSpec, NumericFeature, OOVCounter, SequenceFeature, first_non_int64
 from tower_zoo.evaluation.index import ScannConfig, ScannIndex
 from tower_zoo.fileio import directory_lock
 from tower_zoo.serving.directory import (FORMAT_VERSION, MANIFEST, check_target, checksums, clean_leftovers,
@@ -170,6 +170,9 @@ class Retriever:
         known = self.users["__raw_user_id__"]
         rows = []
         for user_id in user_ids:
+            problem = first_non_int64([user_id])
+            if problem is not None:
+                raise ValueError(f"user_id {problem[1]!r} {problem[2]}")
             match = np.flatnonzero(known == int(user_id))
             if not len(match):
                 raise ValueError(f"unknown user_id {user_id}: not among the {len(known)} users of this export")
