@@ -121,7 +121,9 @@ def merge_history(previous: Sequence[Mapping[str, Any]], new: Sequence[Mapping[s
 
 @contextlib.contextmanager
 def run_lock(run_dir: str) -> Iterator[None]:
-    """Holds ``run_dir``'s lock (creating the directory); RunInUseError at once if another process has it."""
+    """Holds ``run_dir``'s lock (creating the directory); RunInUseError at once if another process has it.
+    A directory created here and still empty at the end (the command failed before writing) is removed."""
+    created = not os.path.isdir(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     with contextlib.ExitStack() as stack:
         try:
@@ -129,4 +131,8 @@ def run_lock(run_dir: str) -> Iterator[None]:
         except BlockingIOError as err:
             raise RunInUseError(f"run directory {run_dir!r} is in use by another tower-zoo process (a train or "
                                 "evaluate there has not finished); wait for it or choose another directory") from err
-        yield
+        try:
+            yield
+        finally:  # still under the lock, so no other process can have started writing here
+            if created and not os.listdir(run_dir):
+                os.rmdir(run_dir)
