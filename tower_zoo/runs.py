@@ -205,8 +205,9 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
     if ranking and objective_weights:
         raise ValueError(f"--objective_weights applies to retrieval models; {model_name!r} is {model_kind(model_name)}"
                          " and trains on the like label of every exposure")
-    trainer_config = make_trainer_config({**({"task": "ranking"} if ranking else {}), **dict(trainer_overrides or {}),
-                                          "checkpoint_dir": os.path.join(out_dir, CHECKPOINT_SUBDIR)})
+    trainer_options = {**({"task": "ranking"} if ranking else {}), **dict(trainer_overrides or {}),
+                       "checkpoint_dir": os.path.join(out_dir, CHECKPOINT_SUBDIR)}
+    trainer_config = make_trainer_config(trainer_options)  # validated (and its effective values recorded) up front
     model_overrides = dict(model_overrides or {})
     settings = _settings(model_name, dataset, data_dir, model_overrides, trainer_config,
                          {"hard_negatives_from": hard_negatives_from, "hard_rank_range": hard_rank_range,
@@ -223,7 +224,7 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
         if verbose:
             print(f"{data.summary()}\ntraining {model_name} on {len(split.train):,} interactions, "
                   f"testing on {len(split.test):,} {'impressions' if ranking else 'users'}", flush=True)
-        trainer = Trainer(model, trainer_config)
+        trainer = Trainer(model, **trainer_options)
         new = trainer.fit(split.examples("train"), verbose=verbose, **inputs)
         epochs_done = int(trainer.epoch.numpy()) if hasattr(trainer, "epoch") else None
         record.update(status="trained", history=merge_history(record["history"], new, epochs_done))
