@@ -68,11 +68,11 @@ def argument_lists(draw):
 @given(case=argument_lists())
 def test_cli_never_crashes_and_every_error_is_one_line_with_exit_2(case, capsys):
     command, args = case
-    out = tempfile.mkdtemp()
-    argv = ["tower-zoo", command, *args, f"--out={out}/run", "--noevaluate", "--epochs=1", "--dataset=synthetic"] \
-        if command == "train" else ["tower-zoo", command, *args]
-    capsys.readouterr()
-    code = run_cli(argv)
+    with tempfile.TemporaryDirectory() as out:
+        argv = ["tower-zoo", command, *args, f"--out={out}/run", "--noevaluate", "--epochs=1",
+                "--dataset=synthetic"] if command == "train" else ["tower-zoo", command, *args]
+        capsys.readouterr()
+        code = run_cli(argv)
     assert code in (0, 2)
     assert_one_error_line(code, capsys.readouterr().err)
 
