@@ -148,3 +148,14 @@ def test_benchmark_twice_into_one_directory(tmp_path, capsys):
     assert "seconds per epoch: mf " in capsys.readouterr().out
     assert run_cli(argv[:2] + ["--models=hit"] + argv[3:]) == 2
     assert "benchmark compares retrieval models, and 'hit' is pre_ranking" in capsys.readouterr().err
+
+
+def test_a_loss_that_diverges_is_one_line(tmp_path, capsys, monkeypatch):
+    from tower_zoo import runs
+
+    monkeypatch.setattr(runs.Trainer, "fit", _raise(FloatingPointError("training loss became nan at epoch 1, step 3")))
+    argv = ["tower-zoo", "train", "--dataset=synthetic", "--learning_rate=1e30", f"--out={tmp_path}/run"]
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err
+    assert_one_error_line(2, err)
+    assert "training loss became nan at epoch 1" in err

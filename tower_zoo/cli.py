@@ -332,7 +332,7 @@ def main(argv: Sequence[str]) -> int:
                  tf.errors.UnavailableError)
     try:
         commands[argv[1]]()
-    except (ValueError, OSError, *io_errors) as err:
+    except (ValueError, OSError, FloatingPointError, *io_errors) as err:
         return report_error(f"tower-zoo {argv[1]}", err)
     return 0
 
