@@ -25,7 +25,7 @@ def test_parse_overrides_types_and_errors():
         "user_features": ("user_id", "history")}
     with pytest.raises(UsageError, match="unknown config key for model 'dssm'.*valid keys"):
         parse_overrides("dssm", ["hidden=3"])
-    with pytest.raises(UsageError, match="expected a int"):
+    with pytest.raises(UsageError, match="embedding_dim=wide: expected an integer"):
         parse_overrides("dssm", ["embedding_dim=wide"])
     with pytest.raises(UsageError, match="key=value"):
         parse_overrides("dssm", ["embedding_dim"])

@@ -7,27 +7,37 @@
     tower-zoo export --run runs/dssm --export_dir exports/dssm
     tower-zoo query --export_dir exports/dssm --user_id 1,2 --k 10
 
-``train`` evaluates the trained model right away unless ``--noevaluate``.
+``train`` evaluates the trained model right away unless ``--noevaluate``: retrieval models by
+Recall/NDCG@K over the full corpus, pre-ranking models (and the logistic-regression baseline) by
+AUC/GAUC/logloss on the latest 20% of exposures.
+
+Every mistake — a flag absl cannot parse, a value out of range, a value the data cannot satisfy, a file
+that cannot be read or written — is one line on stderr, ``tower-zoo[ COMMAND]: error: ...``, naming the
+flag or file and the value, with exit status 2.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
+import re
 import sys
-from typing import Any, Sequence
+import typing
+from typing import Any, Callable, Sequence
 
 from absl import app, flags, logging
 
 import tower_zoo
 from tower_zoo import registry
+from tower_zoo.models.config_checks import parse_text
 
 FLAGS = flags.FLAGS
 COMMANDS = ("list", "train", "evaluate", "benchmark", "export", "query")
+OBJECTIVES = ("click", "like")  # the labels tower_zoo.training.objectives.movielens_objectives derives
 
 flags.DEFINE_string("model", "dssm", "Registered model name (see `tower-zoo list`).")
-flags.DEFINE_list("models", ["mf", "dssm"], "Models for `benchmark`.")
+flags.DEFINE_list("models", ["mf", "dssm"], "Retrieval models for `benchmark`.")
 flags.DEFINE_string("dataset", "movielens-100k", "Dataset name: movielens-100k, movielens-1m, synthetic.")
 flags.DEFINE_string("data_dir", None, "Directory with GroupLens files (u.data... or ratings.dat...).")
 flags.DEFINE_string("out", None, "Run directory to write (train, benchmark).")
@@ -53,52 +63,84 @@ flags.DEFINE_multi_string("set", [], "Model config override key=value (repeatabl
 flags.DEFINE_list("ks", ["10", "50", "100"], "Cut-offs K for Recall/HitRate/NDCG@K.")
 flags.DEFINE_boolean("scann", True, "Also evaluate with a ScaNN index (exact search always runs).")
 flags.DEFINE_boolean("evaluate", True, "Evaluate after `train`.")
+flags.DEFINE_boolean("allow_setting_change", False, "train: resume a run with other trainer options (recorded in "
+                     "run.json with the epoch it took effect after) instead of refusing.")
+flags.DEFINE_boolean("allow_data_change", False, "train / evaluate / export: use data other than the run was "
+                     "trained on (its fingerprint differs) instead of refusing; recorded in metrics.json.")
 flags.DEFINE_enum("kind", None, ["retrieval", "pre_ranking", "baseline"], "Filter for `list`.")
 flags.DEFINE_string("export_dir", None, "Export directory (export writes it, query reads it).")
-flags.DEFINE_boolean("overwrite", False, "export: replace an existing export directory.")
+flags.DEFINE_boolean("overwrite", False, "export: replace an existing export (only a complete tower_zoo export).")
 flags.DEFINE_list("user_id", [], "query: raw user ids to recommend for.")
 flags.DEFINE_integer("k", 10, "query: how many items per user.")
 
+
+def _require(name: str, predicate: Callable[[Any], bool], requirement: str) -> None:
+    """A parse-time check of flag ``name``: absl reports ``flag --name=value: --name must be ...``."""
+    flags.register_validator(name, lambda value: value is None or predicate(value),
+                             message=f"--{name} must be {requirement}")
+
+
+def _finite_at_least(low: float, strictly: bool = False) -> Callable[[float], bool]:
+    return lambda value: math.isfinite(value) and (value > low if strictly else value >= low)
+
+
+_require("seed", lambda v: 0 <= v < 2 ** 32, "an integer in [0, 4294967295]")
+for _name in ("epochs", "batch_size", "num_global_negatives", "k"):
+    _require(_name, lambda v: v >= 1, ">= 1")
+_require("hard_negatives", lambda v: v >= 0, ">= 0")
+_require("learning_rate", _finite_at_least(0, strictly=True), "a finite number > 0")
+_require("temperature", _finite_at_least(0, strictly=True), "a finite number > 0")
+_require("margin", _finite_at_least(0), "a finite number >= 0")
+_require("downsample_threshold", lambda v: math.isfinite(v) and 0 <= v <= 1, "0 (off) or a frequency in (0, 1]")
+_require("alpha", lambda v: 0 <= v <= 1, "in [0, 1]")
 
 
 class UsageError(ValueError):
     """A command-line mistake: printed without a traceback."""
 
 
-def parse_value(key: str, text: str, default: Any) -> Any:
-    """Parses ``text`` for a config field whose default is ``default`` (its type guides parsing)."""
+def error_line(err: BaseException) -> str:
+    """``err`` as one line: a file-system error names its file, TensorFlow's op prefix is dropped."""
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        text = f"{err.filename!r}: {err.strerror}"
+    else:
+        text = getattr(err, "message", None) or str(err) or type(err).__name__
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    return " ".join(text.split())
+
+
+def report_error(prefix: str, err: BaseException) -> int:
+    """Prints ``prefix: error: ...`` on one line of stderr; returns the exit status 2."""
+    print(f"{prefix}: error: {error_line(err)}", file=sys.stderr)
+    return 2
+
+
+def parse_flags(argv: Sequence[str]) -> list[str]:
+    """absl's ``flags_parser``: a flag that cannot be parsed or fails its check is one line, exit status 2."""
     try:
-        if isinstance(default, bool):
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1")
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            return float(text)
-        if isinstance(default, tuple) or default is None:
-            parts = [p.strip() for p in text.split(",") if p.strip()]
-            return tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts)
-        return text
-    except ValueError as err:
-        raise UsageError(f"--set {key}={text}: expected a {type(default).__name__}") from err
+        return FLAGS(list(argv))
+    except flags.Error as err:
+        raise SystemExit(report_error("tower-zoo", err)) from None
 
 
 def parse_overrides(model_name: str, assignments: Sequence[str]) -> dict[str, Any]:
     """``["k=v", ...]`` -> typed overrides for ``model_name``'s config (unknown keys are an error)."""
     config_class = registry.model_config_class(model_name)
-    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else None)
-                for f in dataclasses.fields(config_class)}
+    annotations = typing.get_type_hints(config_class)
+    valid = [f.name for f in dataclasses.fields(config_class)]
     overrides = {}
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         if not sep:
             raise UsageError(f"--set expects key=value, got {assignment!r}")
         key = key.strip()
-        if key not in defaults:
+        if key not in valid:
             raise UsageError(f"--set {key}: unknown config key for model {model_name!r}; "
-                             f"valid keys: {', '.join(defaults)}")
-        overrides[key] = parse_value(key, text, defaults[key])
+                             f"valid keys: {', '.join(valid)}")
+        try:
+            overrides[key] = parse_text(key, text, annotations[key])
+        except ValueError as err:
+            raise UsageError(f"--set {err}") from None
     return overrides
 
 
@@ -106,9 +148,9 @@ def _ks() -> tuple[int, ...]:
     try:
         ks = tuple(sorted({int(k) for k in FLAGS.ks}))
     except ValueError as err:
-        raise UsageError(f"--ks must be integers, got {FLAGS.ks}") from err
+        raise UsageError(f"--ks must be integers, got {','.join(FLAGS.ks)}") from err
     if not ks or ks[0] < 1:
-        raise UsageError(f"--ks must be positive, got {FLAGS.ks}")
+        raise UsageError(f"--ks must be positive, got {','.join(FLAGS.ks)}")
     return ks
 
 
@@ -131,107 +173,109 @@ def _model_overrides(model_name: str) -> dict[str, Any]:
     return overrides
 
 
+def _objective_weights() -> dict[str, float]:
+    """``--objective_weights name=number,...``: known objectives, finite non-negative weights, not all zero."""
+    weights = {}
+    for item in FLAGS.objective_weights:
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep:
+            raise UsageError(f"--objective_weights expects name=number, got {item!r}")
+        if name not in OBJECTIVES:
+            raise UsageError(f"--objective_weights {item}: unknown objective {name!r}; objectives are "
+                             f"{', '.join(OBJECTIVES)}")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            weights[name] = math.nan
+        if not math.isfinite(weights[name]) or weights[name] < 0:
+            raise UsageError(f"--objective_weights {item}: the weight must be a finite number >= 0")
+    if weights and not any(weights.values()):
+        raise UsageError(f"--objective_weights {','.join(FLAGS.objective_weights)}: all weights are 0, "
+                         "so every example would weigh nothing")
+    return weights
+
+
 def _training_extras() -> dict[str, Any]:
     try:
         low, high = (int(x) for x in FLAGS.hard_rank_range)
     except ValueError as err:
-        raise UsageError(f"--hard_rank_range needs two integers, got {FLAGS.hard_rank_range}") from err
-    weights = {}
-    for item in FLAGS.objective_weights:
-        name, sep, value = item.partition("=")
-        try:
-            weights[name.strip()] = float(value)
-        except ValueError as err:
-            raise UsageError(f"--objective_weights expects name=number, got {item!r}") from err
-        if not sep:
-            raise UsageError(f"--objective_weights expects name=number, got {item!r}")
+        raise UsageError(f"--hard_rank_range needs two integers, got {','.join(FLAGS.hard_rank_range)}") from err
+    if not 1 <= low <= high:
+        raise UsageError(f"--hard_rank_range {low},{high}: need 1 <= low <= high")
     if FLAGS.hard_negatives and not FLAGS.hard_negatives_from:
         raise UsageError("--hard_negatives needs --hard_negatives_from RUN_DIR (the model that ranks them)")
     return {"hard_negatives_from": FLAGS.hard_negatives_from, "hard_rank_range": (low, high),
-            "objective_weights": weights}
+            "objective_weights": _objective_weights(), "allow_data_change": FLAGS.allow_data_change}
 
 
-def _summary_columns(ks: Sequence[int]) -> list[str]:
-    return [f"recall@{k}" for k in ks] + [f"ndcg@{ks[0]}", f"hit_rate@{ks[0]}", f"mrr@{max(ks)}"]
-
-
-def _report_rows(name: str, reports: dict[str, Any]) -> dict[str, dict[str, float]]:
-    rows = {}
-    for method, values in reports["model"].metrics.items():
-        rows[f"{name} ({method})"] = values
-    if "popularity" in reports:
-        rows["most-popular"] = reports["popularity"].metrics["exact"]
-    return rows
-
-
-def _evaluate_and_print(name: str, model, split, run_dir: str) -> dict[str, Any]:
-    from tower_zoo.runs import evaluate_split, metrics_table
-    from tower_zoo.fileio import write_json_atomic
-
-    ks = _ks()
-    reports = evaluate_split(model, split, ks=ks, use_scann=FLAGS.scann)
+def _print_evaluation(result: dict[str, Any]) -> None:
     print()
-    print(metrics_table(_report_rows(name, reports), _summary_columns(ks)))
-    print()
-    print(reports["model"].to_markdown())
-    write_json_atomic(os.path.join(run_dir, "metrics.json"),
-                      {key: report.to_dict() for key, report in reports.items()})
-    print(f"\nmetrics written to {os.path.join(run_dir, 'metrics.json')}")
-    return reports
+    print(result["table"])
+    if result.get("warning"):
+        print(f"tower-zoo: warning: {result['warning']}", file=sys.stderr)
+    print(f"\nmetrics written to {result['path']}")
 
 
 def cmd_list() -> None:
     for name in tower_zoo.list_models(kind=FLAGS.kind):
         model_class = registry._lookup(name)[1]
         doc = (model_class.__doc__ or "").strip().splitlines()[0]
-        print(f"{name:22s} {getattr(model_class, 'model_kind', '?'):12s} {doc}")
+        print(f"{name:22s} {registry.model_kind(name):12s} {doc}")
 
 
 def cmd_train() -> None:
-    from tower_zoo.runs import train_run
+    from tower_zoo.runs import evaluate_and_record, run_lock, train_run
 
     if not FLAGS.out:
         raise UsageError("train needs --out DIR")
-    if FLAGS.evaluate:
-        _ks()  # a bad --ks is an error before training, not after
-    model, split, _ = train_run(FLAGS.out, FLAGS.model, FLAGS.dataset, FLAGS.data_dir,
-                                _model_overrides(FLAGS.model), _trainer_overrides(), **_training_extras())
-    print(f"run saved to {FLAGS.out}")
-    if FLAGS.evaluate:
-        _evaluate_and_print(FLAGS.model, model, split, FLAGS.out)
+    ks = _ks()  # a bad --ks is an error before training, not after
+    registry.model_config_class(FLAGS.model)
+    options = {"model_overrides": _model_overrides(FLAGS.model), "trainer_overrides": _trainer_overrides(),
+               "allow_setting_change": FLAGS.allow_setting_change, **_training_extras()}
+    with run_lock(FLAGS.out):
+        model, split, _ = train_run(FLAGS.out, FLAGS.model, FLAGS.dataset, FLAGS.data_dir,
+                                    ks=ks if FLAGS.evaluate else None, **options)
+        print(f"run saved to {FLAGS.out}")
+        if FLAGS.evaluate:
+            _print_evaluation(evaluate_and_record(FLAGS.out, FLAGS.model, model, split, ks, FLAGS.scann))
 
 
 def cmd_evaluate() -> None:
-    from tower_zoo.runs import load_run
+    from tower_zoo.runs import evaluate_run
 
     if not FLAGS.run:
         raise UsageError("evaluate needs --run DIR (a directory written by `tower-zoo train`)")
-    model, split, record = load_run(FLAGS.run)
-    _evaluate_and_print(record["model"], model, split, FLAGS.run)
+    _print_evaluation(evaluate_run(FLAGS.run, ks=_ks(), use_scann=FLAGS.scann,
+                                   allow_data_change=FLAGS.allow_data_change))
 
 
 def cmd_benchmark() -> None:
     from tower_zoo.data.catalog import load_dataset
-    from tower_zoo.runs import evaluate_split, metrics_table, train_run
+    from tower_zoo.fileio import write_json_atomic
+    from tower_zoo.runs import evaluate_split, metrics_table, report_rows, run_lock, summary_columns, train_run
 
     if not FLAGS.out:
         raise UsageError("benchmark needs --out DIR")
     for name in FLAGS.models:
-        registry.model_config_class(name)  # fail fast on a typo, before any training
-    data = load_dataset(FLAGS.dataset, FLAGS.data_dir)
+        if registry.model_kind(name) != "retrieval":  # also fails fast on a typo, before any training
+            raise UsageError(f"--models {name}: benchmark compares retrieval models, and {name!r} is "
+                             f"{registry.model_kind(name)} (see benchmarks/preranking.py)")
     ks = _ks()
-    rows, timings = {}, {}
-    for name in FLAGS.models:
-        model, split, history = train_run(os.path.join(FLAGS.out, name), name, FLAGS.dataset, FLAGS.data_dir,
-                                          {}, _trainer_overrides(), data=data, **_training_extras())
-        reports = evaluate_split(model, split, ks=ks, use_scann=FLAGS.scann, with_popularity=not rows)
-        rows.update(_report_rows(name, reports))
-        timings[name] = sum(h["seconds"] for h in history) / len(history)
-    print()
-    print(metrics_table(rows, _summary_columns(ks)))
-    print("\nseconds per epoch: " + ", ".join(f"{n} {s:.1f}" for n, s in timings.items()))
-    with open(os.path.join(FLAGS.out, "benchmark.json"), "w") as handle:
-        json.dump({"metrics": rows, "seconds_per_epoch": timings}, handle, indent=2)
+    with run_lock(FLAGS.out):
+        data = load_dataset(FLAGS.dataset, FLAGS.data_dir)
+        rows, timings = {}, {}
+        for name in FLAGS.models:
+            model, split, history = train_run(os.path.join(FLAGS.out, name), name, FLAGS.dataset, FLAGS.data_dir,
+                                              {}, _trainer_overrides(), data=data, ks=ks, **_training_extras())
+            reports = evaluate_split(model, split, ks=ks, use_scann=FLAGS.scann, with_popularity=not rows)
+            rows.update(report_rows(name, reports))
+            seconds = [h["seconds"] for h in history if "seconds" in h]
+            timings[name] = sum(seconds) / len(seconds) if seconds else None
+        print()
+        print(metrics_table(rows, summary_columns(ks)))
+        print("\nseconds per epoch: " + ", ".join(f"{n} {'n/a' if s is None else f'{s:.1f}'}"
+                                                  for n, s in timings.items()))
+        write_json_atomic(os.path.join(FLAGS.out, "benchmark.json"), {"metrics": rows, "seconds_per_epoch": timings})
 
 
 def cmd_export() -> None:
@@ -239,8 +283,19 @@ def cmd_export() -> None:
 
     if not FLAGS.run or not FLAGS.export_dir:
         raise UsageError("export needs --run DIR (a trained run) and --export_dir DIR")
-    export_run(FLAGS.run, FLAGS.export_dir, overwrite=FLAGS.overwrite)
+    export_run(FLAGS.run, FLAGS.export_dir, overwrite=FLAGS.overwrite, allow_data_change=FLAGS.allow_data_change)
     print(f"exported {FLAGS.run} to {FLAGS.export_dir}")
+
+
+def _user_ids() -> list[int]:
+    try:
+        user_ids = [int(u) for u in FLAGS.user_id]
+    except ValueError as err:
+        raise UsageError(f"--user_id must be integers, got {','.join(FLAGS.user_id)}") from err
+    outside = [u for u in user_ids if not -2 ** 63 <= u < 2 ** 63]
+    if outside:
+        raise UsageError(f"--user_id {outside[0]} is outside the int64 range of ids")
+    return user_ids
 
 
 def cmd_query() -> None:
@@ -248,11 +303,10 @@ def cmd_query() -> None:
 
     if not FLAGS.export_dir or not FLAGS.user_id:
         raise UsageError("query needs --export_dir DIR and --user_id ID[,ID...]")
-    try:
-        user_ids = [int(u) for u in FLAGS.user_id]
-    except ValueError as err:
-        raise UsageError(f"--user_id must be integers, got {FLAGS.user_id}") from err
+    user_ids = _user_ids()
     retriever = serving.load(FLAGS.export_dir)
+    if FLAGS.k > len(retriever.item_ids):
+        raise UsageError(f"--k {FLAGS.k} exceeds the {len(retriever.item_ids)} items of export {FLAGS.export_dir!r}")
     ids, scores = retriever.search_users(user_ids, FLAGS.k)
     for user, row, row_scores in zip(user_ids, ids, scores):
         print(f"user {user}:")
@@ -265,25 +319,27 @@ def main(argv: Sequence[str]) -> int:
     commands = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "benchmark": cmd_benchmark,
                 "export": cmd_export, "query": cmd_query}
     if len(argv) != 2 or argv[1] not in commands:
-        print(f"usage: tower-zoo {{{'|'.join(COMMANDS)}}} [flags]; got {' '.join(argv[1:]) or 'no command'}",
-              file=sys.stderr)
+        print(f"tower-zoo: error: usage: tower-zoo {{{'|'.join(COMMANDS)}}} [flags]; "
+              f"got {' '.join(argv[1:]) or 'no command'}", file=sys.stderr)
         return 2
     import tensorflow as tf
 
     if FLAGS["verbosity"].using_default_value:  # after absl's flag parsing, which resets logging levels
         tf.get_logger().setLevel("WARNING")
         logging.set_verbosity(logging.WARNING)  # TensorFlow's savers log each checkpoint at INFO
+    # File-system failures inside TensorFlow (a full disk while saving a checkpoint, a read-only directory).
+    io_errors = (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.DataLossError,
+                 tf.errors.UnavailableError)
     try:
         commands[argv[1]]()
-    except (UsageError, ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"tower-zoo {argv[1]}: error: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError, FloatingPointError, *io_errors) as err:
+        return report_error(f"tower-zoo {argv[1]}", err)
     return 0
 
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

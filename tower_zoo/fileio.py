@@ -1,11 +1,47 @@
-"""Atomic file writes: a reader sees the old file or the new one, never a partial one."""
+"""Files and directories written safely: atomic JSON writes, permissions that follow the umask, and
+directory locks.
+
+* ``write_json_atomic``: a reader sees the old file or the new one, never a partial one; ``read_json_record``
+  reads one back, or says which file and which field is missing or malformed.
+* ``apply_umask``: temporary files and directories (``mkstemp`` / ``mkdtemp``) are created 0600 / 0700
+  whatever the umask; once renamed into place they get the permissions an ordinary ``open`` or ``mkdir``
+  would have given them, so a teammate can read a run or serve an export when the umask allows it.
+* ``directory_lock``: an exclusive ``flock`` on a directory, held for a block of code and released by the
+  kernel when the process exits or dies, so a crash never leaves a stale lock behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
 import tempfile
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
+
+_HELD_LOCKS: dict[str, list[int]] = {}  # real path -> [file descriptor, nesting depth]
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
+               bool: "true or false"}
+
+
+def current_umask() -> int:
+    """The process umask, read from /proc where possible (``os.umask`` can only read it by changing it)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str, directory: bool = False) -> None:
+    """Gives ``path`` the mode a plain ``open``/``mkdir`` would: 0666 / 0777 minus the umask."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
 def write_json_atomic(path: str, payload: Mapping[str, Any]) -> None:
@@ -18,8 +54,58 @@ def write_json_atomic(path: str, payload: Mapping[str, Any]) -> None:
             json.dump(payload, handle, indent=2, sort_keys=True, default=str)
             handle.flush()
             os.fsync(handle.fileno())
+        apply_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def read_json_record(path: str, fields: Mapping[str, type], what: str) -> dict[str, Any]:
+    """The JSON object in ``path`` (which must exist), with each of ``fields`` present and of its JSON type.
+
+    ValueError naming ``what`` (e.g. "run file"), the path and the field otherwise."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} {path!r} is corrupt: {err}") from err
+    if not isinstance(record, dict):
+        raise ValueError(f"{what} {path!r} must hold a JSON object, got {type(record).__name__} {record!r:.40}")
+    for key, kind in fields.items():
+        if key not in record:
+            raise ValueError(f"{what} {path!r} lacks the field {key!r}")
+        value = record[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ValueError(f"{what} {path!r}: field {key!r} must be {_JSON_TYPES[kind]}, got {value!r}")
+    return record
+
+
+@contextlib.contextmanager
+def directory_lock(directory: str, blocking: bool = True) -> Iterator[None]:
+    """Holds an exclusive ``flock`` on ``directory`` (which must exist) for the ``with`` block.
+
+    Re-entrant within one process. Without ``blocking``, raises ``BlockingIOError`` at once when another
+    process holds it. The kernel releases the lock when the process exits, however it ends."""
+    key = os.path.realpath(directory)
+    if key in _HELD_LOCKS:
+        _HELD_LOCKS[key][1] += 1
+    else:
+        fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise BlockingIOError(err.errno, f"{directory!r} is locked by another process") from err
+            raise
+        _HELD_LOCKS[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        _HELD_LOCKS[key][1] -= 1
+        if not _HELD_LOCKS[key][1]:
+            fd = _HELD_LOCKS.pop(key)[0]
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)

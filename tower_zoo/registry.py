@@ -59,6 +59,11 @@ def model_config_class(name: str) -> type:
     return _lookup(name)[0]
 
 
+def model_kind(name: str) -> str:
+    """``"retrieval"``, ``"pre_ranking"`` or ``"baseline"``: the registered model class's ``model_kind``."""
+    return getattr(_lookup(name)[1], "model_kind", "retrieval")
+
+
 def make_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
     """Builds model ``name``'s config from its defaults and ``overrides``, rejecting unknown keys."""
     config_class = model_config_class(name)

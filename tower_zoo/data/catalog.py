@@ -21,6 +21,8 @@ def _movielens_1m(data_dir: str | None, cache_dir: str | None) -> InteractionDat
 
 def _synthetic(data_dir: str | None, cache_dir: str | None) -> InteractionData:
     from tower_zoo.data.synthetic import synthetic_interactions
+    if data_dir:
+        raise ValueError(f"dataset 'synthetic' is generated in memory and reads no --data_dir (got {data_dir!r})")
     return synthetic_interactions()
 
 

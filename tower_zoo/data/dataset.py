@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from tower_zoo.data.spec import (FeatureSpec, NumericFeature, SequenceFeature,
+from tower_zoo.data.spec import (FeatureSpec, NumericFeature, SequenceFeature, first_non_int64,
                                  infer_categorical, infer_sequence)
 
 HISTORY_FEATURE = "history"
@@ -62,8 +62,8 @@ class InteractionData:
 
 
 def validate_frames(name: str, ratings: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame) -> None:
-    """Raises ValueError naming the table and column for empty tables, missing columns, NaN ids,
-    duplicate ids, or ratings that reference unknown users/items."""
+    """Raises ValueError naming the table and column for empty tables, missing columns, NaN ids, ids that
+    are not int64 integers (1.5, "2", 2**63), duplicate ids, or ratings that reference unknown users/items."""
     for table, frame, required in (("ratings", ratings, RATING_COLUMNS), ("users", users, ("user_id",)),
                                    ("items", items, ("item_id",))):
         if len(frame) == 0:
@@ -74,6 +74,11 @@ def validate_frames(name: str, ratings: pd.DataFrame, users: pd.DataFrame, items
         for column in required:
             if frame[column].isna().any():
                 raise ValueError(f"{name}: table {table!r} column {column!r} has NaN/missing values")
+    for table, frame, column in (("users", users, "user_id"), ("items", items, "item_id"),
+                                 ("ratings", ratings, "user_id"), ("ratings", ratings, "item_id")):
+        problem = first_non_int64(frame[column])
+        if problem is not None:
+            raise ValueError(f"{name}: table {table!r} column {column!r}: id {problem[1]!r} {problem[2]}")
     for table, frame, column in (("users", users, "user_id"), ("items", items, "item_id")):
         duplicated = frame[column][frame[column].duplicated()]
         if len(duplicated):
@@ -104,6 +109,7 @@ def build_interaction_data(name: str, ratings: pd.DataFrame, users: pd.DataFrame
         {"user_id": np.int64, "item_id": np.int64, "rating": np.float32, "timestamp": np.int64})
     ratings = ratings.reset_index(drop=True)
     users, items = users.reset_index(drop=True).copy(), items.reset_index(drop=True).copy()
+    users["user_id"], items["item_id"] = users["user_id"].astype(np.int64), items["item_id"].astype(np.int64)
     features: list = [infer_categorical("user_id", "user", users["user_id"]),
                       infer_categorical("item_id", "item", items["item_id"])]
     for side, frame in (("user", users), ("item", items)):

@@ -25,6 +25,8 @@ PAD_INDEX = 0
 OOV_INDEX = 1
 NUM_RESERVED = 2
 SIDES = ("user", "item")
+INT64_MAX = int(np.iinfo(np.int64).max)
+INT64_MIN = int(np.iinfo(np.int64).min)
 
 
 def _check_side(name: str, side: str) -> None:
@@ -225,6 +227,29 @@ class FeatureSpec:
             )
         return {f.name: encode_feature(f, frame[f.name], oov_counter) for f in features}
 
+    def check_encoded(self, arrays: Mapping[str, Any], where: str = "inputs",
+                      names: Sequence[str] | None = None) -> None:
+        """Raises one ValueError naming the feature and the value when encoded ``arrays`` do not fit this spec.
+
+        Checks the features ``names`` (each must be present; default: every spec feature in ``arrays``):
+        categorical, bucketized and sequence features hold integer codes in ``[0, vocab_size)`` shaped [rows]
+        or, for sequences, [rows, max_length]; numeric features finite numbers shaped [rows]; every array has
+        the same number of rows. ``where`` says whose arrays they are ("training examples", ...)."""
+        if names is None:
+            names = [n for n in self.names if n in arrays]
+        missing = [n for n in names if n not in arrays]
+        if missing:
+            raise ValueError(f"{where} lack feature(s) {missing}; expected {list(names)}, got {sorted(arrays)}")
+        reference = None
+        for name in names:
+            values = np.asarray(arrays[name])
+            check_encoded_feature(self.get(name), values, where)
+            if reference is None:
+                reference = (name, len(values))
+            elif len(values) != reference[1]:
+                raise ValueError(f"feature {name!r} in {where}: {len(values)} rows where {reference[0]!r} has "
+                                 f"{reference[1]}")
+
     # ----------------------------------------------------------------------------- (de)serialization
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -252,6 +277,80 @@ class FeatureSpec:
         return cls.from_dict(json.loads(text))
 
 
+def _python_scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _integer_problem(value: Any) -> str | None:
+    """Why one raw id is not an int64 integer, or None."""
+    value = _python_scalar(value)
+    if isinstance(value, float) and np.isfinite(value) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        return "is not an integer"
+    if not INT64_MIN <= value <= INT64_MAX:
+        return "is outside the int64 range"
+    return None
+
+
+def first_non_int64(values: Any) -> tuple[int, Any, str] | None:
+    """(position, value, reason) of the first value that is not an integer representable as int64 (integral
+    floats are integers), or None when every value is one. Vectorized for numeric arrays."""
+    array = np.asarray(values)
+    if array.dtype.kind == "i":
+        return None
+    if array.dtype.kind == "u":
+        suspects = np.flatnonzero(array > INT64_MAX)
+    elif array.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            suspects = np.flatnonzero(~np.isfinite(array) | (array != np.floor(array)) | (np.abs(array) >= 2.0 ** 63))
+    else:
+        suspects = (i for i, v in enumerate(array.reshape(-1)) if _integer_problem(v))
+    for position in suspects:
+        value = _python_scalar(array.reshape(-1)[position])
+        return int(position), value, _integer_problem(value) or "is outside the int64 range"
+    return None
+
+
+def _has_integer_vocabulary(feature) -> bool:
+    return bool(feature.vocabulary) and all(type(v) is int for v in feature.vocabulary)
+
+
+def _check_integer_ids(feature, values: np.ndarray, rows: Sequence[Any]) -> None:
+    """Features whose vocabulary is integer ids take integer ids only: a float id is never truncated or
+    silently sent to OOV, an id beyond int64 never wraps."""
+    if not _has_integer_vocabulary(feature):
+        return
+    problem = first_non_int64(values)
+    if problem is not None:
+        position, value, reason = problem
+        raise ValueError(f"feature {feature.name!r}: id {value!r} at row {_python_scalar(rows[position])!r} {reason}")
+
+
+def check_encoded_feature(feature: Feature, values: np.ndarray, where: str) -> None:
+    """One feature's encoded array; see ``FeatureSpec.check_encoded``."""
+    prefix = f"feature {feature.name!r} in {where}"
+    sequence = isinstance(feature, SequenceFeature)
+    expected = 2 if sequence else 1
+    if values.ndim != expected or (sequence and values.shape[1] != feature.max_length):
+        shape = f"[rows, {feature.max_length}]" if sequence else "[rows]"
+        raise ValueError(f"{prefix}: expected shape {shape}, got {values.shape}")
+    if isinstance(feature, NumericFeature) and not feature.bucketized:
+        if values.dtype.kind not in "iuf":
+            raise ValueError(f"{prefix}: expected numbers, got {values.dtype}")
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise ValueError(f"{prefix}: non-finite value {values[bad[0]]} at row {bad[0]}")
+        return
+    if values.dtype.kind not in "iu":
+        raise ValueError(f"{prefix}: expected integer codes, got {values.dtype}")
+    outside = np.flatnonzero(((values < 0) | (values >= feature.vocab_size)).reshape(len(values), -1).any(axis=1))
+    if len(outside):
+        row = values[outside[0]].reshape(-1)
+        code = row[(row < 0) | (row >= feature.vocab_size)][0]
+        raise ValueError(f"{prefix}: code {code} at row {outside[0]} is outside [0, {feature.vocab_size})")
+
+
 def _vocab_indices(feature, values: pd.Series | np.ndarray, oov_counter: OOVCounter | None) -> np.ndarray:
     index = _index_lookup(feature.name, feature.vocabulary)
     positions = index.get_indexer(pd.Index(values) if not isinstance(values, pd.Index) else values)
@@ -272,6 +371,7 @@ def encode_feature(feature: Feature, values: pd.Series, oov_counter: OOVCounter 
     values = pd.Series(values) if not isinstance(values, pd.Series) else values
     if isinstance(feature, CategoricalFeature):
         _check_no_missing(feature, values)
+        _check_integer_ids(feature, values.to_numpy(), values.index)
         return _vocab_indices(feature, values.to_numpy(), oov_counter)
     if isinstance(feature, NumericFeature):
         _check_no_missing(feature, values)
@@ -318,6 +418,7 @@ def _encode_sequence(feature: SequenceFeature, values: pd.Series, oov_counter: O
         flat = [x for v in lists for x in v]
         flat_series = pd.Series(flat, dtype=object)
         _check_no_missing(feature, flat_series)
+        _check_integer_ids(feature, np.asarray(flat, dtype=object), np.repeat(values.index, lengths))
         codes = _vocab_indices(feature, np.asarray(flat, dtype=object), oov_counter)
         rows = np.repeat(np.arange(len(lists)), lengths)
         cols = np.concatenate([np.arange(n) for n in lengths])

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tower_zoo.data.spec import FeatureSpec
 from tower_zoo.layers import Temperature
+from tower_zoo.models.config_checks import check_field_types
 
 
 from tower_zoo.data.keys import LABEL as LABEL_FEATURE  # the 0/1 exposure label, visible to ``auxiliary_loss``
@@ -41,23 +42,23 @@ class TwoTowerConfig:
     embedding_dim: width of every feature field embedding.
     temperature: logits = similarity / temperature; learnable_temperature learns it (as log T).
     user_features / item_features: names of the features each tower reads (None: all of its side).
+
+    ``validate`` first reads every field as its annotation says (``tower_zoo.models.config_checks``): a
+    subclass annotates its fields precisely (``tuple[int, ...]``) and calls ``super().validate()`` first.
     """
 
     embedding_dim: int = 32
     temperature: float = 1.0
     learnable_temperature: bool = False
-    user_features: tuple | None = None
-    item_features: tuple | None = None
+    user_features: tuple[str, ...] | None = None
+    item_features: tuple[str, ...] | None = None
 
     def validate(self) -> None:
+        check_field_types(self)
         if self.embedding_dim < 1:
             raise ValueError(f"embedding_dim must be >= 1, got {self.embedding_dim}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        for key in ("user_features", "item_features"):
-            value = getattr(self, key)
-            if value is not None:
-                setattr(self, key, tuple(value))
 
 
 class TwoTowerModel(tf.keras.Model):

@@ -35,6 +35,7 @@ from tower_zoo.data.spec import PAD_INDEX, SequenceFeature
 from tower_zoo.layers import L2Normalize, MLPTower
 from tower_zoo.models.dssm import DSSMConfig
 from tower_zoo.models.base import TwoTowerModel
+from tower_zoo.models.config_checks import check_at_least
 from tower_zoo.registry import register_model
 
 
@@ -50,8 +51,7 @@ class DATConfig(DSSMConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.amm_weight < 0 or self.cal_weight < 0:
-            raise ValueError(f"amm_weight and cal_weight must be >= 0, got {self.amm_weight}, {self.cal_weight}")
+        check_at_least(self, {"amm_weight": 0, "cal_weight": 0})
 
 
 def covariance(vectors: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:

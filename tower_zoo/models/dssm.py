@@ -12,6 +12,7 @@ import dataclasses
 
 from tower_zoo.layers import MLPTower
 from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel
+from tower_zoo.models.config_checks import check_activation, check_positive_units
 from tower_zoo.registry import register_model
 
 
@@ -20,7 +21,7 @@ class DSSMConfig(TwoTowerConfig):
     """DSSM: MLP ``hidden_units`` per tower over ``embedding_dim`` fields, cosine / ``temperature``."""
 
     embedding_dim: int = 32
-    hidden_units: tuple = (128, 64)
+    hidden_units: tuple[int, ...] = (128, 64)
     activation: str = "relu"
     dropout: float = 0.0
     l2_normalize: bool = True
@@ -28,11 +29,10 @@ class DSSMConfig(TwoTowerConfig):
 
     def validate(self) -> None:
         super().validate()
-        self.hidden_units = tuple(int(u) for u in self.hidden_units)
-        if not self.hidden_units or min(self.hidden_units) < 1:
-            raise ValueError(f"hidden_units must be a non-empty list of positive ints, got {self.hidden_units}")
+        check_positive_units(self, "hidden_units")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_activation(self.activation)
 
 
 @register_model("dssm", DSSMConfig)

@@ -27,6 +27,7 @@ import tensorflow as tf
 from tower_zoo.features import FieldEmbedding
 from tower_zoo.layers import MLP, L2Normalize
 from tower_zoo.models.base import LABEL_FEATURE, TwoTowerConfig, TwoTowerModel
+from tower_zoo.models.config_checks import check_at_least, check_positive_units
 from tower_zoo.registry import register_model
 
 
@@ -35,8 +36,8 @@ class HITConfig(TwoTowerConfig):
     """Tower and generator widths, heads, and the generator loss weight (``use_generators`` ablates)."""
 
     embedding_dim: int = 16
-    hidden_units: tuple = (128, 64)
-    generator_units: tuple = (64,)
+    hidden_units: tuple[int, ...] = (128, 64)
+    generator_units: tuple[int, ...] = (64,)
     num_heads: int = 4
     head_dim: int = 16
     temperature: float = 0.2
@@ -45,12 +46,8 @@ class HITConfig(TwoTowerConfig):
 
     def validate(self) -> None:
         super().validate()
-        self.hidden_units = tuple(int(u) for u in self.hidden_units)
-        self.generator_units = tuple(int(u) for u in self.generator_units)
-        if not self.hidden_units or self.num_heads < 1 or self.head_dim < 1:
-            raise ValueError("hidden_units, num_heads and head_dim must be positive")
-        if self.generator_weight < 0:
-            raise ValueError(f"generator_weight must be >= 0, got {self.generator_weight}")
+        check_positive_units(self, "hidden_units", "generator_units")
+        check_at_least(self, {"num_heads": 1, "head_dim": 1, "generator_weight": 0})
 
 
 class HITTower(tf.keras.layers.Layer):

@@ -29,6 +29,7 @@ import tensorflow as tf
 from tower_zoo.features import FieldEmbedding
 from tower_zoo.layers import MLP, L2Normalize, LightSE
 from tower_zoo.models.base import LABEL_FEATURE, TwoTowerConfig, TwoTowerModel
+from tower_zoo.models.config_checks import check_at_least, check_positive_units
 from tower_zoo.registry import register_model
 
 
@@ -37,7 +38,7 @@ class IntTowerConfig(TwoTowerConfig):
     """Tower widths, heads of the FE-Block, CIR strength, and the three ablation flags."""
 
     embedding_dim: int = 16
-    hidden_units: tuple = (128, 64, 32)
+    hidden_units: tuple[int, ...] = (128, 64, 32)
     num_heads: int = 4
     head_dim: int = 16
     temperature: float = 0.5
@@ -49,11 +50,8 @@ class IntTowerConfig(TwoTowerConfig):
 
     def validate(self) -> None:
         super().validate()
-        self.hidden_units = tuple(int(u) for u in self.hidden_units)
-        if not self.hidden_units or min(self.hidden_units) < 1:
-            raise ValueError(f"hidden_units must be positive ints, got {self.hidden_units}")
-        if self.num_heads < 1 or self.head_dim < 1:
-            raise ValueError(f"num_heads and head_dim must be >= 1, got {self.num_heads}, {self.head_dim}")
+        check_positive_units(self, "hidden_units")
+        check_at_least(self, {"num_heads": 1, "head_dim": 1})
         if not self.cir_temperature > 0 or self.cir_weight < 0:
             raise ValueError(f"need cir_temperature > 0 and cir_weight >= 0, got {self.cir_temperature}, "
                              f"{self.cir_weight}")

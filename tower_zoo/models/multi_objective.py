@@ -31,15 +31,13 @@ class MultiObjectiveConfig(TwoTowerConfig):
 
     base_model: str = "dssm"
     base_overrides: dict = dataclasses.field(default_factory=dict)
-    objectives: tuple = ("click", "like")
-    fusion_weights: tuple = (1.0, 1.0)
+    objectives: tuple[str, ...] = ("click", "like")
+    fusion_weights: tuple[float, ...] = (1.0, 1.0)
     head_dim: int = 32
     temperature: float = 0.05
 
     def validate(self) -> None:
         super().validate()
-        self.objectives = tuple(self.objectives)
-        self.fusion_weights = tuple(float(w) for w in self.fusion_weights)
         if not self.objectives or len(set(self.objectives)) != len(self.objectives):
             raise ValueError(f"objectives must be distinct names, got {self.objectives}")
         if len(self.fusion_weights) != len(self.objectives):

@@ -30,6 +30,7 @@ from tower_zoo.data.dataset import HISTORY_FEATURE
 from tower_zoo.features import SequenceEmbedding
 from tower_zoo.layers import L2Normalize, MLPTower
 from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel
+from tower_zoo.models.config_checks import check_at_least, check_positive_units
 from tower_zoo.registry import register_model
 
 
@@ -40,15 +41,14 @@ class PolyEncoderConfig(TwoTowerConfig):
     embedding_dim: int = 64
     num_codes: int = 4
     history_feature: str = HISTORY_FEATURE
-    hidden_units: tuple = (128, 64)
+    hidden_units: tuple[int, ...] = (128, 64)
     temperature: float = 0.05
 
     def validate(self) -> None:
         super().validate()
-        self.hidden_units = tuple(int(u) for u in self.hidden_units)
-        if self.num_codes < 1:
-            raise ValueError(f"num_codes must be >= 1, got {self.num_codes}")
-        if not self.hidden_units or self.hidden_units[-1] != self.embedding_dim:
+        check_positive_units(self, "hidden_units")
+        check_at_least(self, {"num_codes": 1})
+        if self.hidden_units[-1] != self.embedding_dim:
             raise ValueError(f"hidden_units must end at embedding_dim={self.embedding_dim} (the context vectors' "
                              f"width), got {self.hidden_units}")
 

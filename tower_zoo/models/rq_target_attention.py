@@ -35,6 +35,7 @@ from tower_zoo.data.dataset import HISTORY_FEATURE
 from tower_zoo.features import SequenceEmbedding
 from tower_zoo.layers import MLP, MLPTower, ResidualQuantizer, masked_attention_pool
 from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel
+from tower_zoo.models.config_checks import check_at_least, check_positive_units
 from tower_zoo.registry import register_model
 
 
@@ -44,15 +45,15 @@ class TargetAttentionConfig(TwoTowerConfig):
 
     embedding_dim: int = 32
     history_feature: str = HISTORY_FEATURE
-    hidden_units: tuple = (64, 32)
-    attention_units: tuple = (32,)
-    score_units: tuple = (64,)
+    hidden_units: tuple[int, ...] = (64, 32)
+    attention_units: tuple[int, ...] = (32,)
+    score_units: tuple[int, ...] = (64,)
     temperature: float = 1.0
 
     def validate(self) -> None:
         super().validate()
-        for key in ("hidden_units", "attention_units", "score_units"):
-            setattr(self, key, tuple(int(u) for u in getattr(self, key)))
+        check_positive_units(self, "hidden_units")
+        check_positive_units(self, "attention_units", "score_units", allow_empty=True)
         if self.hidden_units[-1] != self.embedding_dim:
             raise ValueError(f"hidden_units must end at embedding_dim={self.embedding_dim}, got {self.hidden_units}")
 
@@ -65,6 +66,10 @@ class RQTargetAttentionConfig(TargetAttentionConfig):
     codebook_size: int = 64
     commitment: float = 0.25
     quantizer_weight: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_at_least(self, {"num_levels": 1, "codebook_size": 2, "commitment": 0, "quantizer_weight": 0})
 
 
 class _HistoryModel(TwoTowerModel):

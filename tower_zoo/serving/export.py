@@ -13,32 +13,30 @@ An export directory holds:
   item ids, with a ScaNN index inside it (TFRS's ScaNN layer; the "Scann" op namespace whitelisted);
 * ``manifest.json``: model name and config, the feature spec, the ScaNN knobs, and the SHA-256 of every file.
 
-The directory is written under a temporary name beside the target and renamed into place, so a crash never
-leaves a half-written export under the real name; ``load`` verifies every checksum and refuses a truncated or
-altered file. ScaNN records absolute asset paths when it serializes; ``load`` points them at the export's
-actual location, so an export can be moved or copied.
+The directory is written under a temporary name beside the target and swapped into place (see
+``tower_zoo.serving.directory``: only a complete tower_zoo export is ever replaced, atomically, and a crash
+never leaves a half-written export or an empty served path); ``load`` verifies every checksum and refuses a
+truncated or altered file. ScaNN records absolute asset paths when it serializes; ``load`` points them at the
+export's actual (absolute) location, so an export can be moved, copied, or named by a relative path.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
 import re
-import shutil
-import tempfile
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tower_zoo.data.spec import FeatureSpec, NumericFeature, OOVCounter, SequenceFeature
+from tower_zoo.data.spec import FeatureSpec, NumericFeature, OOVCounter, SequenceFeature, first_non_int64
 from tower_zoo.evaluation.index import ScannConfig, ScannIndex
-
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+from tower_zoo.fileio import directory_lock
+from tower_zoo.serving.directory import (FORMAT_VERSION, MANIFEST, check_target, checksums, clean_leftovers,
+                                         discard, install, make_staging, read_manifest, verify_files)
 
 
 def _input_signature(spec: FeatureSpec) -> dict[str, tf.TensorSpec]:
@@ -98,19 +96,6 @@ class RetrievalModule(tf.Module):
         return {"ids": ids, "scores": scores}
 
 
-def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _checksums(root: pathlib.Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): _sha256(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != MANIFEST}
-
-
 def check_indexable(model) -> None:
     """Raises ValueError unless ``model`` scores by one dot product of a user and an item vector."""
     from tower_zoo.models.base import TwoTowerModel
@@ -157,10 +142,9 @@ class Retriever:
                    index, model.feature_spec, users, titles)
 
     def user_vectors(self, user_features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """[B, D] vectors of encoded user features, checked against the feature spec first."""
         names = [f.name for f in self.feature_spec.user_features]
-        missing = [n for n in names if n not in user_features]
-        if missing:
-            raise ValueError(f"user features missing: {missing}; the user tower reads {names}")
+        self.feature_spec.check_encoded(user_features, where="user features", names=names)
         features = {n: tf.constant(user_features[n]) for n in names}
         return np.asarray(self.user_tower(features), np.float32)
 
@@ -186,6 +170,9 @@ class Retriever:
         known = self.users["__raw_user_id__"]
         rows = []
         for user_id in user_ids:
+            problem = first_non_int64([user_id])
+            if problem is not None:
+                raise ValueError(f"user_id {problem[1]!r} {problem[2]}")
             match = np.flatnonzero(known == int(user_id))
             if not len(match):
                 raise ValueError(f"unknown user_id {user_id}: not among the {len(known)} users of this export")
@@ -194,91 +181,117 @@ class Retriever:
         return self.search(features, k)
 
 
+def _write_export(staging: pathlib.Path, model, retriever: Retriever, users, titles, scann_config,
+                  scann_in_savedmodel: bool, savedmodel_k: int) -> None:
+    """Writes every file of an export into ``staging``, the manifest last."""
+    module = UserTowerModule(model)
+    tf.saved_model.save(module, str(staging / "user_tower"), signatures={"serving_default": module.serve})
+    np.save(staging / "item_embeddings.npy", retriever.item_embeddings)
+    np.save(staging / "item_ids.npy", retriever.item_ids)
+    if isinstance(retriever.index, ScannIndex) and retriever.index.fallback_reason is None:
+        (staging / "scann").mkdir()
+        retriever.index.serialize(str(staging / "scann"))
+    if scann_in_savedmodel:
+        retrieval = RetrievalModule(model, retriever.item_embeddings, retriever.item_ids,
+                                    min(savedmodel_k, len(retriever.item_ids)), scann_config or ScannConfig())
+        tf.saved_model.save(retrieval, str(staging / "retrieval_savedmodel"),
+                            signatures={"serving_default": retrieval.serve},
+                            options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]))
+    if users:
+        np.savez(staging / "users.npz", **users)
+    with open(staging / "items.json", "w") as handle:
+        json.dump({str(k): v for k, v in (titles or {}).items()}, handle)
+    config = model.get_config()
+    manifest = {"format_version": FORMAT_VERSION, "model_name": model.model_name, "model_config": config["config"],
+                "feature_spec": config["feature_spec"], "dimension": int(retriever.item_embeddings.shape[1]),
+                "num_items": int(len(retriever.item_ids)),
+                "scann_config": getattr(retriever.index, "config", ScannConfig()).__dict__,
+                "scann_depth": int(getattr(retriever.index, "_depth", 0)),
+                "files": checksums(staging)}
+    with open(staging / MANIFEST, "w") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True, default=list)
+
+
 def export(model, item_features: Mapping[str, np.ndarray], item_ids: np.ndarray, out_dir: str,
            scann_config: ScannConfig | None = None, users: Mapping[str, np.ndarray] | None = None,
            titles: Mapping[int, str] | None = None, overwrite: bool = False, scann_in_savedmodel: bool = False,
-           savedmodel_k: int = 100) -> Retriever:
+           savedmodel_k: int = 100, protected: Sequence[str] = ()) -> Retriever:
     """Writes the export directory (see the module docstring) and returns the in-memory Retriever.
 
-    With ``scann_in_savedmodel``, also ``retrieval_savedmodel/``: one SavedModel from user features to
-    the top ``savedmodel_k`` item ids with a ScaNN index inside (``RetrievalModule``)."""
-    target = pathlib.Path(out_dir)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"export directory {str(target)!r} exists; pass overwrite=True (--overwrite)")
+    ``overwrite`` replaces an existing export (only a complete tower_zoo export, atomically; see
+    ``tower_zoo.serving.directory``); ``protected`` directories (the source run) may not be, hold or lie
+    inside ``out_dir``. With ``scann_in_savedmodel``, also ``retrieval_savedmodel/``: one SavedModel from
+    user features to the top ``savedmodel_k`` item ids with a ScaNN index inside (``RetrievalModule``)."""
+    target = pathlib.Path(out_dir).resolve()
+    protected = [pathlib.Path(p).resolve() for p in protected]
+    check_target(target, overwrite, protected)  # before any work
     retriever = Retriever.from_model(model, item_features, item_ids, scann_config, users, titles)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        module = UserTowerModule(model)
-        tf.saved_model.save(module, str(staging / "user_tower"), signatures={"serving_default": module.serve})
-        np.save(staging / "item_embeddings.npy", retriever.item_embeddings)
-        np.save(staging / "item_ids.npy", retriever.item_ids)
-        if isinstance(retriever.index, ScannIndex) and retriever.index.fallback_reason is None:
-            (staging / "scann").mkdir()
-            retriever.index.serialize(str(staging / "scann"))
-        if scann_in_savedmodel:
-            retrieval = RetrievalModule(model, retriever.item_embeddings, retriever.item_ids,
-                                        min(savedmodel_k, len(item_ids)), scann_config or ScannConfig())
-            tf.saved_model.save(retrieval, str(staging / "retrieval_savedmodel"),
-                                signatures={"serving_default": retrieval.serve},
-                                options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]))
-        if users:
-            np.savez(staging / "users.npz", **users)
-        with open(staging / "items.json", "w") as handle:
-            json.dump({str(k): v for k, v in (titles or {}).items()}, handle)
-        config = model.get_config()
-        manifest = {"format_version": FORMAT_VERSION, "model_name": model.model_name, "model_config": config["config"],
-                    "feature_spec": config["feature_spec"], "dimension": int(retriever.item_embeddings.shape[1]),
-                    "num_items": int(len(item_ids)),
-                    "scann_config": getattr(retriever.index, "config", ScannConfig()).__dict__,
-                    "scann_depth": int(getattr(retriever.index, "_depth", 0)),
-                    "files": _checksums(staging)}
-        with open(staging / MANIFEST, "w") as handle:
-            json.dump(manifest, handle, indent=2, sort_keys=True, default=list)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with directory_lock(str(target.parent)):
+        clean_leftovers(target)
+        check_target(target, overwrite, protected)  # again, now that no other export can run here
+        staging = make_staging(target)
+        try:
+            _write_export(staging, model, retriever, users, titles, scann_config, scann_in_savedmodel,
+                          savedmodel_k)
+            install(staging, target)
+        except BaseException:
+            if staging.exists():
+                discard(staging)
+            raise
     return retriever
 
 
 def _load_scann(directory: pathlib.Path):
-    """ScaNN's searcher from ``directory`` with its recorded absolute asset paths pointed at ``directory``."""
+    """ScaNN's searcher from ``directory`` (absolute) with its recorded asset paths pointed at ``directory``."""
     from scann.scann_ops.py import scann_ops_pybind
 
     scann_pybind = scann_ops_pybind.scann_pybind  # the extension module ScaNN's own loader uses
 
+    directory = directory.resolve()
     text = (directory / "scann_assets.pbtxt").read_text()
     relocated = re.sub(r'asset_path: "([^"]*)"',
                        lambda m: f'asset_path: "{directory / os.path.basename(m.group(1))}"', text)
     return scann_ops_pybind.ScannSearcher(scann_pybind.ScannNumpy(str(directory), relocated), None)
 
 
-def load(export_dir: str) -> Retriever:
-    """Loads an export; every file must match the manifest's checksum."""
-    root = pathlib.Path(export_dir)
-    manifest_path = root / MANIFEST
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{str(root)!r} is not a tower_zoo export: {MANIFEST} not found")
+def _repair(root: pathlib.Path) -> None:
+    """Best effort before a load: finish a replace that was killed midway and remove leftovers of ours.
+    Skipped while an export into the same parent runs, or where the directory is not writable."""
+    if not root.parent.is_dir():
+        return
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"corrupt export manifest {str(manifest_path)!r}: {err}") from err
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"export {str(root)!r} has format_version {manifest.get('format_version')!r}, "
-                         f"this tower_zoo reads {FORMAT_VERSION}")
-    actual = _checksums(root)
-    for name, digest in manifest["files"].items():
-        if name not in actual:
-            raise ValueError(f"export {str(root)!r} is missing {name}")
-        if actual[name] != digest:
-            raise ValueError(f"export file {str(root / name)!r} does not match its checksum (truncated or altered)")
-    spec = FeatureSpec.from_dict(manifest["feature_spec"])
+        with directory_lock(str(root.parent), blocking=False):
+            clean_leftovers(root)
+    except OSError as err:
+        logging.info("left export leftovers beside %s alone: %s", root, err)
+
+
+def _scann_config(manifest: Mapping[str, Any], path: pathlib.Path) -> ScannConfig:
+    try:
+        return ScannConfig(**manifest["scann_config"])
+    except TypeError as err:
+        raise ValueError(f"export manifest {str(path)!r}: field 'scann_config' is invalid: {err}") from err
+
+
+def _feature_spec(manifest: Mapping[str, Any], path: pathlib.Path) -> FeatureSpec:
+    try:
+        return FeatureSpec.from_dict(manifest["feature_spec"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"export manifest {str(path)!r}: field 'feature_spec' is invalid: {err!r}") from err
+
+
+def load(export_dir: str) -> Retriever:
+    """Loads an export; every file must match the manifest's checksum. A relative ``export_dir`` is resolved
+    against the current directory once, here."""
+    root = pathlib.Path(export_dir).resolve()
+    _repair(root)
+    manifest = read_manifest(root)
+    verify_files(root, manifest)
+    spec = _feature_spec(manifest, root / MANIFEST)
+    config = _scann_config(manifest, root / MANIFEST)
     embeddings = np.load(root / "item_embeddings.npy")
     ids = np.load(root / "item_ids.npy")
-    config = ScannConfig(**manifest["scann_config"])
     if (root / "scann").is_dir():
         index = ScannIndex(embeddings, ids, config)
         index.attach(_load_scann(root / "scann"), depth=manifest["scann_depth"])
