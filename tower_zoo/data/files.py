@@ -103,7 +103,7 @@ def canonical_ids(values: pa.Array, path: str, column: str, row_offset: int, fam
         fractional = numbers != np.floor(numbers)
         if fractional.any():
             row = _first_bad_row(fractional)
-            raise ValueError(f"{path}: column {column!r} row {row_offset + row + 1}: id {numbers[row]!r} is not "
+            raise ValueError(f"{path}: column {column!r} row {row_offset + row + 1}: id {numbers[row].item()!r} is not "
                              "an integer or a string")
         return pa.array(numbers.astype(np.int64))
     return values.cast(pa.int64())

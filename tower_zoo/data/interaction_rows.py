@@ -56,7 +56,7 @@ def _whole_numbers(values: pa.Array, path: str, column: str, offset: int, what: 
     fractional = numbers != np.floor(numbers)
     if fractional.any():
         row = int(np.flatnonzero(fractional)[0])
-        raise ValueError(f"{path}: column {column!r} row {offset + row + 1}: {what} {numbers[row]!r} is not a "
+        raise ValueError(f"{path}: column {column!r} row {offset + row + 1}: {what} {numbers[row].item()!r} is not a "
                          "whole number")
     return numbers.astype(np.int64)
 
@@ -70,7 +70,7 @@ def _label(label: LabelDef, batch: pa.RecordBatch, path: str, offset: int) -> np
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"{path}: column {label.column!r} row {offset + row + 1}: label {label.name!r} must be 0 "
-                         f"or 1, got {values[row]!r}")
+                         f"or 1, got {values[row].item()!r}")
     return values.astype(np.float32)
 
 

@@ -38,6 +38,7 @@ import dataclasses
 import json
 import math
 import os
+import resource
 import time
 from typing import Any
 
@@ -336,11 +337,16 @@ def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = Pre
     """Prepares ``schema`` (a DatasetSchema or a schema file) into ``out``; returns its stats."""
     schema = load_schema(schema) if isinstance(schema, (str, os.PathLike)) else schema
     started = time.perf_counter()
-    say = print if verbose else (lambda *_: None)
+    def say(message: str) -> None:
+        if verbose:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20)
+            print(f"{message} after {time.perf_counter() - started:.1f} s (peak RSS {peak:.2f} GB)", flush=True)
+
     layout.check_replaceable(os.path.abspath(out), overwrite)
     scanned = scan(schema, options.batch_rows)
-    say(f"scanned {scanned.num_rows:,} interactions in {time.perf_counter() - started:.1f} s")
+    say(f"scanned {scanned.num_rows:,} interactions")
     encoders = build_encoders(schema, scanned)
+    say(f"vocabularies: {encoders.users.size:,} users, {encoders.items.size:,} items")
     cuts = time_cuts(schema, scanned) if schema.split.method == "time" else (None, None)
     reserved = _reserved_columns(schema)
     budget = Budget.plan(options, scanned.num_rows, len(_bucket_schema(scanned.families, schema)) * 8 + 16,
@@ -349,12 +355,13 @@ def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = Pre
     with layout.staged_directory(out, overwrite) as staging:
         work = os.path.join(staging, "_buckets")
         buckets, in_vocabulary = partition(schema, scanned, encoders, work, budget, options.batch_rows)
-        say(f"partitioned into {len(buckets)} buckets in {time.perf_counter() - started:.1f} s")
+        say(f"partitioned into {len(buckets)} buckets")
         writer = BucketWriter(schema, encoders, staging, budget, options, cuts, scanned.num_rows,
                               len(scanned.user_counts))
         for bucket in sorted_buckets(buckets, work, "user", ("user", "time", "row"), budget.max_bucket_rows):
             writer.add(bucket)
         written = writer.close()
+        say(f"wrote {sum(sum(files.values()) for files in written.values()):,} rows")
         os.rmdir(work)
         stats = _stats(schema, scanned, encoders, written, in_vocabulary, writer.item_counts, cuts, budget,
                        time.perf_counter() - started)
@@ -365,5 +372,5 @@ def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = Pre
             "parts": {name: {"rows": sum(files.values()), "files": {f"{name}/{f}": r for f, r in files.items()}}
                       for name, files in written.items()},
             "options": dataclasses.asdict(options)})
-    say(f"prepared {out} in {time.perf_counter() - started:.1f} s")
+    say(f"prepared {out}")
     return stats

@@ -17,7 +17,6 @@ from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tower_zoo.data import manifest as layout
@@ -167,5 +166,3 @@ class PreparedDataset:
             lines.append(f"{side}: {info['vocabulary']:,} in the vocabulary, coverage {info['coverage']:.2%}")
         return "\n".join(lines)
 
-
-__all__ = ["PreparedDataset", "layout", "pc"]

@@ -268,9 +268,10 @@ class FeatureSpec:
 
 
 def _feature_dict(feature: Feature) -> dict[str, Any]:
-    """``{"kind": ..., field: value}``; ``hash_buckets`` only when set, so specs written before it
-    existed serialize (and hash) exactly as they did."""
-    fields = {"kind": feature.kind, **dataclasses.asdict(feature)}
+    """``{"kind": ..., field: value}`` (no deep copy: a vocabulary is an immutable tuple, maybe of
+    millions of ids); ``hash_buckets`` only when set, so specs written before it existed serialize
+    (and hash) exactly as they did."""
+    fields = {"kind": feature.kind, **{f.name: getattr(feature, f.name) for f in dataclasses.fields(feature)}}
     if not fields.get("hash_buckets", 1):
         del fields["hash_buckets"]
     return fields
