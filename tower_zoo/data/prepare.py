@@ -71,6 +71,7 @@ class PrepareOptions:
 
     memory_budget_mb: int = 1024
     rows_per_shard: int = 1_000_000
+    max_open_shards: int = 16          # per part, see shard_slots
     batch_rows: int = DEFAULT_BATCH_ROWS
     seed: int = 0
     max_bucket_rows: int | None = None
@@ -210,11 +211,11 @@ class BucketWriter:
         self.schema, self.encoders, self.budget, self.cuts = schema, encoders, budget, cuts
         estimates = _part_estimates(schema, num_rows, num_users)
         self.examples = {part: ShardWriter(os.path.join(directory, PART_NAMES[part]), budget.row_group_rows,
-                                           seed=options.seed * 7 + part,
-                                           num_shards=max(1, math.ceil(estimates[part] / options.rows_per_shard)))
+                                           options.rows_per_shard, slots=shard_slots(estimates[part], options),
+                                           seed=options.seed * 7 + part)
                          for part in (TRAIN, VALID, TEST)}
         self.queries = {part: ShardWriter(os.path.join(directory, f"{PART_NAMES[part]}_queries"),
-                                          budget.row_group_rows, rows_per_shard=options.rows_per_shard)
+                                          budget.row_group_rows, options.rows_per_shard)
                         for part in (VALID, TEST)}
         self.item_counts = np.zeros(encoders.spec.item_id.vocab_size, np.int64)
         self.reserved = _reserved_columns(schema)
@@ -270,6 +271,12 @@ class BucketWriter:
         written = {PART_NAMES[p]: w.close() for p, w in self.examples.items()}
         written.update({f"{PART_NAMES[p]}_queries": w.close() for p, w in self.queries.items()})
         return {name: files for name, files in written.items() if files}
+
+
+def shard_slots(rows: float, options: PrepareOptions) -> int:
+    """Files of a part open at once (rows go to one at random): one per ``rows_per_shard`` rows, at most
+    ``max_open_shards``; a file that reaches ``rows_per_shard`` rows is closed and the next one opened."""
+    return int(min(options.max_open_shards, max(1, math.ceil(rows / options.rows_per_shard))))
 
 
 def _part_estimates(schema: DatasetSchema, num_rows: int, num_users: int) -> dict[int, float]:
@@ -332,6 +339,19 @@ def _write_outputs(staging: str, schema: DatasetSchema, encoders: Encoders, item
         pq.write_table(_side_file(table, encoder.values, spec, side), os.path.join(staging, name))
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size: VmHWM from /proc (exact after a fork + exec, where
+    ``ru_maxrss`` still holds the parent's size), else ``getrusage``."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = PrepareOptions(),
             overwrite: bool = False, verbose: bool = False) -> dict[str, Any]:
     """Prepares ``schema`` (a DatasetSchema or a schema file) into ``out``; returns its stats."""
@@ -339,7 +359,7 @@ def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = Pre
     started = time.perf_counter()
     def say(message: str) -> None:
         if verbose:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20)
+            peak = peak_rss_bytes() / (1 << 30)
             print(f"{message} after {time.perf_counter() - started:.1f} s (peak RSS {peak:.2f} GB)", flush=True)
 
     layout.check_replaceable(os.path.abspath(out), overwrite)
@@ -351,7 +371,7 @@ def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = Pre
     reserved = _reserved_columns(schema)
     budget = Budget.plan(options, scanned.num_rows, len(_bucket_schema(scanned.families, schema)) * 8 + 16,
                          example_row_bytes(encoders.spec, len(reserved)),
-                         open_shards=max(1, math.ceil(scanned.num_rows / options.rows_per_shard)) + 4)
+                         open_shards=shard_slots(scanned.num_rows, options) + 4)
     with layout.staged_directory(out, overwrite) as staging:
         work = os.path.join(staging, "_buckets")
         buckets, in_vocabulary = partition(schema, scanned, encoders, work, budget, options.batch_rows)
@@ -367,7 +387,7 @@ def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = Pre
                        time.perf_counter() - started)
         _write_outputs(staging, schema, encoders, writer.item_counts, stats)
         layout.write_manifest(staging, {
-            "schema": dict(schema.raw), "schema_path": os.path.abspath(schema.path),
+            "schema": dict(schema.raw), "schema_path": os.path.abspath(schema.path), "schema_base_dir": schema.base_dir,
             "sources": [layout.source_record(path) for path in scanned.rows_per_file],
             "parts": {name: {"rows": sum(files.values()), "files": {f"{name}/{f}": r for f, r in files.items()}}
                       for name, files in written.items()},

@@ -66,8 +66,7 @@ class PreparedDataset:
     @property
     def schema(self) -> DatasetSchema:
         """The schema the directory was prepared from (its files are not re-checked)."""
-        source = self.manifest["schema_path"]
-        return parse_schema(self.manifest["schema"], source, os.path.dirname(source))
+        return parse_schema(self.manifest["schema"], self.manifest["schema_path"], self.manifest["schema_base_dir"])
 
     @property
     def label_names(self) -> list[str]:

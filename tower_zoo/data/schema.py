@@ -136,7 +136,8 @@ class SplitDef:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSchema:
-    """A parsed, validated schema file; ``raw`` is the file's content (recorded in prepared data)."""
+    """A parsed, validated schema file; ``raw`` is the file's content (recorded in prepared data) and
+    ``base_dir`` the directory its relative paths are resolved against."""
 
     name: str
     path: str
@@ -150,6 +151,7 @@ class DatasetSchema:
     history_length: int
     split: SplitDef
     raw: Mapping[str, Any]
+    base_dir: str = ""
 
     def table(self, side: str) -> TableSpec | None:
         """The users (side "user") or items table, or None."""
@@ -410,4 +412,4 @@ def parse_schema(raw: Mapping[str, Any], source: str, base_dir: str) -> DatasetS
         users=users, items=items, columns=columns, id_vocab=id_vocab,
         labels=_labels(reader, raw.get("labels") or {}), features=features,
         history_length=reader.integer(raw.get("history_length", 0), "history_length"),
-        split=split, raw=json.loads(json.dumps(raw, default=str)))
+        split=split, raw=json.loads(json.dumps(raw, default=str)), base_dir=os.path.abspath(base_dir))

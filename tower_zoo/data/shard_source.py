@@ -72,11 +72,9 @@ class ShardExampleSource(ExampleSource):
         self._keys = tuple(feature_spec.names) + tuple(n for n in schema.names if n.startswith("__")
                                                        and n not in ("__id__",))
         self._signature = {}
-        for key in self._keys:
-            kind = schema.field(key).type
-            width = getattr(kind, "list_size", None)
-            dtype = tf.as_dtype((kind.value_type if width else kind).to_pandas_dtype())
-            self._signature[key] = tf.TensorSpec([None, width] if width else [None], dtype)
+        first = next(pq.ParquetFile(self._files[0]).iter_batches(batch_size=1, columns=list(self._keys)))
+        for key, values in table_to_arrays(first, list(self._keys)).items():
+            self._signature[key] = tf.TensorSpec([None, *values.shape[1:]], tf.as_dtype(values.dtype))
 
     @property
     def num_rows(self) -> int:

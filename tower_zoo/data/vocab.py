@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from tower_zoo.data.schema import VocabOptions
 from tower_zoo.data.spec import NUM_RESERVED, OOV_INDEX, hash_bucket
 
-COMPACT_ROWS = 2_000_000  # buffered (value, count) pairs that trigger a merge
+COMPACT_ROWS = 1 << 16  # buffered (value, count) pairs that trigger a merge (at least 2x the merged rows)
 
 
 class ValueCounter:
