@@ -71,6 +71,9 @@ def test_batch_sizes_and_drop_remainder(prepared):
     assert sizes[:-1] == [128] * (len(sizes) - 1) and sum(sizes) == source.num_rows
     dropped = [len(b["item_id"]) for b in source.epoch_batches(0, 128, seed=0, drop_remainder=True)]
     assert dropped == [128] * (source.num_rows // 128)
+    static = source.dataset(batch_size=128, seed=0, epoch=0, drop_remainder=True)
+    assert static.element_spec["history"].shape.as_list() == [128, 4]
+    assert source.dataset(batch_size=128, seed=0, epoch=0).element_spec["item_id"].shape.as_list() == [None]
     unshuffled = _rows(source.epoch_batches(0, 128, seed=0, shuffle=False))
     assert unshuffled == _rows(source.epoch_batches(5, 128, seed=9, shuffle=False))
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from tower_zoo.data.interaction_rows import scan
 from tower_zoo.data.manifest import MANIFEST_FILE
-from tower_zoo.data.prepare import build_encoders
+from tower_zoo.data.encoders import build_encoders
 from tower_zoo.data.schema import DatasetSchema
 
 

@@ -156,7 +156,10 @@ class ShardExampleSource(ExampleSource):
         def generate(epoch_value):
             yield from self.epoch_batches(int(epoch_value), batch_size, seed, keep, shuffle, drop_remainder)
 
+        batch_dim = batch_size if drop_remainder else None  # static, as ``batch(drop_remainder=True)`` gives
+        signature = {key: tf.TensorSpec([batch_dim, *spec.shape[1:]], spec.dtype) for key, spec in self._signature.items()}
+
         def one_epoch(epoch_value):
-            return tf.data.Dataset.from_generator(generate, args=(epoch_value,), output_signature=self._signature)
+            return tf.data.Dataset.from_generator(generate, args=(epoch_value,), output_signature=signature)
 
         return read_epoch(epoch).flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)

@@ -139,7 +139,6 @@ def write_scale_dataset(directory: str | os.PathLike, config: ScaleConfig = Scal
         path = os.path.join(directory, "interactions", f"part-{file_index:05d}.parquet")
         _write_table_in_chunks(path, lambda _, count: _interactions(config, rng, user_cdf, item_cdf, count),
                                rows_in_file, config.chunk_rows)
-    del user_cdf, item_cdf
     _write_table_in_chunks(os.path.join(directory, "users.parquet"),
                            lambda first, count: _users(config, rng, first, count), config.num_users, config.chunk_rows)
     _write_table_in_chunks(os.path.join(directory, "items.parquet"),
