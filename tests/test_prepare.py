@@ -201,3 +201,23 @@ def test_movielens_100k_schema_gives_the_rows_and_vocabularies_of_leave_last_out
     assert example_rows(_part(prepared, "test"), prepared.feature_spec, names) == \
         example_rows(reference.examples("test"), data.feature_spec, names)
     assert sorted(prepared.parts) == ["test", "test_queries", "train"]
+
+
+def test_string_ids_give_the_same_examples_as_integer_ids(tmp_path):
+    data = random_data(seed=9)
+    numeric = _prepared(tmp_path / "int", data)
+    for table, columns in (("ratings", ("user_id", "item_id")), ("users", ("user_id",)), ("items", ("item_id",))):
+        frame = getattr(data, table)
+        for column in columns:
+            frame[column] = column[0] + frame[column].astype(str)
+    textual = _prepared(tmp_path / "str", data)
+
+    def as_text(row):
+        user, item, history = row[:3]
+        return (("u" + str(user[0]),), ("i" + str(item[0]),), tuple("i" + str(h) for h in history), *row[3:])
+
+    for part in ("train", "test"):
+        expected = sorted(as_text(row) for row in example_rows(_part(numeric, part), numeric.feature_spec))
+        assert example_rows(_part(textual, part), textual.feature_spec) == expected
+    _, targets, _, users = next(textual.query_chunks("test", chunk_size=1000, with_user_ids=True))
+    assert users.dtype == object and str(users[0]).startswith("u") and str(targets[0][0]).startswith("i")

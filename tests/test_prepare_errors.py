@@ -207,3 +207,18 @@ def test_missing_values_are_allowed_when_the_schema_says_so(tmp_path):
     users, ids = PreparedDataset.open(tmp_path / "out").user_table()
     assert users["gender"][list(ids).index(6)] == 1  # OOV
     assert pd.Series(users["gender"]).value_counts()[1] == 1
+
+
+def test_a_source_changed_during_prepare_is_an_error(tmp_path, monkeypatch):
+    directory, schema_file = _source(tmp_path)
+    real_add = prepare_module.BucketWriter.add
+
+    def add_then_touch(self, bucket):
+        real_add(self, bucket)
+        with open(directory / "items.parquet", "ab") as handle:
+            handle.write(b"\0")
+
+    monkeypatch.setattr(prepare_module.BucketWriter, "add", add_then_touch)
+    with pytest.raises(ValueError, match=r"items\.parquet: the file changed while it was being prepared"):
+        prepare(str(schema_file), str(tmp_path / "out"))
+    assert sorted(os.listdir(tmp_path)) == ["source"]

@@ -150,3 +150,17 @@ def test_a_modified_shard_of_the_same_size_is_caught_with_verify_shards(prepared
     PreparedDataset.open(target)  # sizes only by default
     with pytest.raises(PreparedDataError, match="SHA-256 differs"):
         PreparedDataset.open(target, verify_shards=True)
+
+
+def test_changed_sources_are_reported_as_stale(tmp_path):
+    schema_file = write_dataset(random_data(seed=12, num_rows=100), tmp_path / "source", schema_dict())
+    prepare(str(schema_file), str(tmp_path / "out"))
+    prepared = PreparedDataset.open(tmp_path / "out")
+    assert prepared.stale_sources() == []
+    assert [os.path.basename(r["path"]) for r in prepared.manifest["sources"]] == \
+        ["ratings.parquet", "users.parquet", "items.parquet"]
+    ratings = tmp_path / "source" / "ratings.parquet"
+    ratings.write_bytes(ratings.read_bytes() + b"\0")
+    assert prepared.stale_sources() == [f"{ratings} (changed)"]
+    os.remove(ratings)
+    assert prepared.stale_sources() == [f"{ratings} (missing)"]

@@ -234,6 +234,15 @@ def _check_unique_ids(ids: pa.ChunkedArray, column: str, origins: FileRows, side
                          f"{side} must appear once")
 
 
+def source_files(schema: DatasetSchema) -> list[str]:
+    """Every file the schema reads: interaction shards, then the user and item tables."""
+    paths = list_files(schema.interactions, "interactions")
+    for side in ("user", "item"):
+        if schema.table(side) is not None:
+            paths += list_files(schema.table(side), f"{side}s")
+    return paths
+
+
 def check_schema_files(schema: DatasetSchema) -> None:
     """Every column the schema names exists, with a suitable type, in every file (reads headers only)."""
     for path in list_files(schema.interactions, "interactions"):

@@ -48,7 +48,7 @@ from tower_zoo.data import manifest as layout
 from tower_zoo.data.bucket_writer import BucketWriter, ShardLayout, reserved_columns
 from tower_zoo.data.encoders import Encoders, build_encoders
 from tower_zoo.data.external_sort import BucketFile, BucketPartitioner, sorted_buckets
-from tower_zoo.data.files import DEFAULT_BATCH_ROWS
+from tower_zoo.data.files import DEFAULT_BATCH_ROWS, source_files
 from tower_zoo.data.interaction_rows import ScanResult, scan, stream_rows, stream_times
 from tower_zoo.data.keys import LABEL, SAMPLE_WEIGHT, objective_label
 from tower_zoo.data.prepare_outputs import prepared_stats, write_outputs
@@ -162,6 +162,13 @@ def shard_slots(rows: float, options: PrepareOptions) -> int:
     return int(min(options.max_open_shards, max(1, math.ceil(rows / options.rows_per_shard))))
 
 
+def _check_unchanged(sources: list[dict[str, Any]]) -> None:
+    """ValueError naming the first source file that changed while prepare read it (several passes)."""
+    for record in sources:
+        if not os.path.isfile(record["path"]) or layout.source_record(record["path"]) != record:
+            raise ValueError(f"{record['path']}: the file changed while it was being prepared; prepare again")
+
+
 def peak_rss_bytes() -> int:
     """This process's peak resident set size: VmHWM from /proc (exact after a fork + exec, where
     ``ru_maxrss`` still holds the parent's size), else ``getrusage``."""
@@ -180,12 +187,14 @@ def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = Pre
     """Prepares ``schema`` (a DatasetSchema or a schema file) into ``out``; returns its stats."""
     schema = load_schema(schema) if isinstance(schema, (str, os.PathLike)) else schema
     started = time.perf_counter()
+
     def say(message: str) -> None:
         if verbose:
             peak = peak_rss_bytes() / (1 << 30)
             print(f"{message} after {time.perf_counter() - started:.1f} s (peak RSS {peak:.2f} GB)", flush=True)
 
     layout.check_replaceable(os.path.abspath(out), overwrite)
+    sources = [layout.source_record(path) for path in source_files(schema)]
     scanned = scan(schema, options.batch_rows)
     say(f"scanned {scanned.num_rows:,} interactions")
     encoders = build_encoders(schema, scanned)
@@ -211,9 +220,10 @@ def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = Pre
                                {"buckets": len(buckets), "max_bucket_rows": budget.max_bucket_rows},
                                time.perf_counter() - started)
         write_outputs(staging, encoders, writer.item_counts, stats)
+        _check_unchanged(sources)
         layout.write_manifest(staging, {
             "schema": dict(schema.raw), "schema_path": os.path.abspath(schema.path), "schema_base_dir": schema.base_dir,
-            "sources": [layout.source_record(path) for path in scanned.rows_per_file],
+            "sources": sources,
             "parts": {name: {"rows": sum(files.values()), "files": {f"{name}/{f}": r for f, r in files.items()}}
                       for name, files in written.items()},
             "options": dataclasses.asdict(options)})

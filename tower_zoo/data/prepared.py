@@ -68,6 +68,19 @@ class PreparedDataset:
         """The schema the directory was prepared from (its files are not re-checked)."""
         return parse_schema(self.manifest["schema"], self.manifest["schema_path"], self.manifest["schema_base_dir"])
 
+    def stale_sources(self) -> list[str]:
+        """Source files that changed (size, mtime or fingerprint) or disappeared since prepare: the
+        prepared data no longer matches them."""
+        stale = []
+        for record in self.manifest["sources"]:
+            path = record["path"]
+            if not os.path.isfile(path):
+                stale.append(f"{path} (missing)")
+                continue
+            if layout.source_record(path) != record:
+                stale.append(f"{path} (changed)")
+        return stale
+
     @property
     def label_names(self) -> list[str]:
         return list(self.manifest["schema"].get("labels") or {})
