@@ -4,7 +4,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from prepared_helpers import random_data, schema_dict, write_dataset
+from tower_zoo import cli
 from tower_zoo.data.describe import describe, describe_schema, format_description
 from tower_zoo.data.schema import load_schema
 
@@ -40,3 +43,21 @@ def test_describe_counts_coverage_and_popularity(tmp_path):
     assert description["users"]["interactions_per_user"]["max"] == data.ratings["user_id"].value_counts().max()
     text = format_description(description)
     assert "coverage" in text and "item_id 12" in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["prepare", "--out=/tmp/x"], "prepare needs --data SCHEMA"),
+    (["prepare", "--data=synthetic"], "prepare needs --data SCHEMA (a schema file or built-in dataset) and --out DIR"),
+    (["prepare", "--data=synthetic", "--out=/tmp/x", "--memory_budget_mb=1"], "--memory_budget_mb must be >= 16"),
+    (["prepare", "--data=/nonexistent.yaml", "--out=/tmp/x"], "is neither a schema file nor a built-in dataset"),
+    (["describe"], "describe needs --data SCHEMA"),
+    (["describe", "--data=nope"], "'nope' is neither a schema file nor a built-in dataset"),
+])
+def test_prepare_and_describe_usage_errors_exit_2(args, message, capsys):
+    cli.FLAGS.unparse_flags()
+    positional = cli.FLAGS(["tower-zoo", *args])
+    try:
+        assert cli.main(positional) == 2
+    finally:
+        cli.FLAGS.unparse_flags()
+    assert message in capsys.readouterr().err

@@ -221,3 +221,21 @@ def test_string_ids_give_the_same_examples_as_integer_ids(tmp_path):
         assert example_rows(_part(textual, part), textual.feature_spec) == expected
     _, targets, _, users = next(textual.query_chunks("test", chunk_size=1000, with_user_ids=True))
     assert users.dtype == object and str(users[0]).startswith("u") and str(targets[0][0]).startswith("i")
+
+
+def test_movielens_1m_schema_reads_the_grouplens_files(tmp_path, monkeypatch):
+    from test_movielens import _write_ml1m
+    from tower_zoo.data import movielens_1m
+    from tower_zoo.data.builtin import builtin_schema
+
+    monkeypatch.setenv("TOWER_ZOO_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "ml-1m"
+    source.mkdir()
+    _write_ml1m(source)
+    prepare(builtin_schema("movielens-1m", data_dir=str(source)), str(tmp_path / "out"))
+    prepared = PreparedDataset.open(tmp_path / "out")
+    reference = leave_last_out(movielens_1m(source))
+    assert {f.name: f.vocab_size for f in prepared.feature_spec.features} == \
+        {f.name: f.vocab_size for f in reference.data.feature_spec.features}
+    assert prepared.num_rows("train") == len(reference.train)
+    assert any((tmp_path / "cache" / "schema-sources").iterdir())
