@@ -6,6 +6,8 @@
     tower-zoo benchmark --models mf,dssm --epochs 5 --out runs/bench
     tower-zoo export --run runs/dssm --export_dir exports/dssm
     tower-zoo query --export_dir exports/dssm --user_id 1,2 --k 10
+    tower-zoo prepare --data my.yaml --out prepared/my [--memory_budget_mb 1024] [--overwrite]
+    tower-zoo describe --data my.yaml [--plot popularity.png]
 
 ``train`` evaluates the trained model right away unless ``--noevaluate``: retrieval models by
 Recall/NDCG@K over the full corpus, pre-ranking models (and the logistic-regression baseline) by
@@ -33,7 +35,7 @@ from tower_zoo import registry
 from tower_zoo.models.config_checks import parse_text
 
 FLAGS = flags.FLAGS
-COMMANDS = ("list", "train", "evaluate", "benchmark", "export", "query")
+COMMANDS = ("list", "train", "evaluate", "benchmark", "export", "query", "prepare", "describe")
 OBJECTIVES = ("click", "like")  # the labels tower_zoo.training.objectives.movielens_objectives derives
 
 flags.DEFINE_string("model", "dssm", "Registered model name (see `tower-zoo list`).")
@@ -69,9 +71,14 @@ flags.DEFINE_boolean("allow_data_change", False, "train / evaluate / export: use
                      "trained on (its fingerprint differs) instead of refusing; recorded in metrics.json.")
 flags.DEFINE_enum("kind", None, ["retrieval", "pre_ranking", "baseline"], "Filter for `list`.")
 flags.DEFINE_string("export_dir", None, "Export directory (export writes it, query reads it).")
-flags.DEFINE_boolean("overwrite", False, "export: replace an existing export (only a complete tower_zoo export).")
+flags.DEFINE_boolean("overwrite", False, "export, prepare: replace an existing export (only a complete tower_zoo "
+                     "export) / prepared directory.")
 flags.DEFINE_list("user_id", [], "query: raw user ids to recommend for.")
 flags.DEFINE_integer("k", 10, "query: how many items per user.")
+flags.DEFINE_string("data", None, "prepare, describe: a dataset schema file (YAML/JSON) or a built-in dataset name "
+                    "(movielens-100k, movielens-1m, synthetic); describe also takes a prepared directory.")
+flags.DEFINE_integer("memory_budget_mb", 1024, "prepare: memory for sorting and writing, beyond the vocabularies.")
+flags.DEFINE_string("plot", None, "describe: write the item popularity plot (PNG) here.")
 
 
 def _require(name: str, predicate: Callable[[Any], bool], requirement: str) -> None:
@@ -315,9 +322,32 @@ def cmd_query() -> None:
                 print(f"  {rank:3d}. {retriever.titles.get(int(item), item)}  ({score:.3f})")
 
 
+def cmd_prepare() -> None:
+    from tower_zoo.data.builtin import resolve_schema
+    from tower_zoo.data.prepare import PrepareOptions, prepare
+
+    if not FLAGS.data or not FLAGS.out:
+        raise UsageError("prepare needs --data SCHEMA (a schema file or built-in dataset) and --out DIR")
+    if FLAGS.memory_budget_mb < 16:
+        raise UsageError(f"--memory_budget_mb must be >= 16, got {FLAGS.memory_budget_mb}")
+    prepare(resolve_schema(FLAGS.data, FLAGS.data_dir), FLAGS.out,
+            PrepareOptions(memory_budget_mb=FLAGS.memory_budget_mb, seed=FLAGS.seed), overwrite=FLAGS.overwrite,
+            verbose=True)
+
+
+def cmd_describe() -> None:
+    from tower_zoo.data.describe import describe
+
+    if not FLAGS.data:
+        raise UsageError("describe needs --data SCHEMA (a schema file, built-in dataset or prepared directory)")
+    print(describe(FLAGS.data, plot=FLAGS.plot, data_dir=FLAGS.data_dir))
+    if FLAGS.plot:
+        print(f"popularity plot written to {FLAGS.plot}")
+
+
 def main(argv: Sequence[str]) -> int:
     commands = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "benchmark": cmd_benchmark,
-                "export": cmd_export, "query": cmd_query}
+                "export": cmd_export, "query": cmd_query, "prepare": cmd_prepare, "describe": cmd_describe}
     if len(argv) != 2 or argv[1] not in commands:
         print(f"tower-zoo: error: usage: tower-zoo {{{'|'.join(COMMANDS)}}} [flags]; "
               f"got {' '.join(argv[1:]) or 'no command'}", file=sys.stderr)

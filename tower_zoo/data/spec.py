@@ -5,7 +5,12 @@ into integer indices and floats that the model's embedding layers consume direct
 
 * index 0 is padding (only sequence features use it),
 * index 1 is the out-of-vocabulary (OOV) bucket: an id never seen in training lands here,
-* indices 2 .. vocab_size-1 are the vocabulary in order.
+* indices 2 .. 2+len(vocabulary)-1 are the vocabulary in order,
+* with ``hash_buckets`` H > 0 (categorical and sequence features), a value outside the vocabulary
+  goes to one of H extra rows after the vocabulary instead of the OOV bucket:
+  ``2 + len(vocabulary) + Fingerprint64(str(value)) % H``, the same bucket as TensorFlow's
+  ``tf.strings.to_hash_bucket_fast(tf.strings.as_string(value), H)``, so serving graphs can
+  reproduce it. ``vocab_size`` counts those rows.
 
 Keeping the vocabulary in the spec (not inside Keras lookup layers) makes the spec the one record
 of "what the model was trained on": it is saved next to every checkpoint and export, and a model
@@ -34,6 +39,11 @@ def _check_side(name: str, side: str) -> None:
         raise ValueError(f"feature {name!r}: side must be one of {SIDES}, got {side!r}")
 
 
+def _check_hash_buckets(name: str, hash_buckets: int) -> None:
+    if int(hash_buckets) != hash_buckets or hash_buckets < 0:
+        raise ValueError(f"feature {name!r}: hash_buckets must be an integer >= 0, got {hash_buckets!r}")
+
+
 def _normalize_vocab(name: str, vocabulary: Iterable[Any]) -> tuple:
     vocab = tuple(v.item() if isinstance(v, np.generic) else v for v in vocabulary)
     if len(set(vocab)) != len(vocab):
@@ -45,23 +55,26 @@ def _normalize_vocab(name: str, vocabulary: Iterable[Any]) -> tuple:
 class CategoricalFeature:
     """One categorical value per example (an id, a gender, a bucketed age), embedded by index.
 
-    Encoded as int32 ``[B]`` with values in ``[1, vocab_size)`` (1 = OOV).
+    Encoded as int32 ``[B]`` with values in ``[1, vocab_size)`` (1 = OOV, or one of the
+    ``hash_buckets`` rows after the vocabulary, see the module docstring).
     """
 
     name: str
     side: str
     vocabulary: tuple
     embedding_dim: int | None = None  # None: the model's default dimension
+    hash_buckets: int = 0
 
     kind = "categorical"
 
     def __post_init__(self):
         _check_side(self.name, self.side)
+        _check_hash_buckets(self.name, self.hash_buckets)
         object.__setattr__(self, "vocabulary", _normalize_vocab(self.name, self.vocabulary))
 
     @property
     def vocab_size(self) -> int:
-        return len(self.vocabulary) + NUM_RESERVED
+        return len(self.vocabulary) + NUM_RESERVED + self.hash_buckets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,18 +122,20 @@ class SequenceFeature:
     vocabulary: tuple
     max_length: int
     embedding_dim: int | None = None
+    hash_buckets: int = 0
 
     kind = "sequence"
 
     def __post_init__(self):
         _check_side(self.name, self.side)
+        _check_hash_buckets(self.name, self.hash_buckets)
         object.__setattr__(self, "vocabulary", _normalize_vocab(self.name, self.vocabulary))
         if self.max_length < 1:
             raise ValueError(f"feature {self.name!r}: max_length must be >= 1, got {self.max_length}")
 
     @property
     def vocab_size(self) -> int:
-        return len(self.vocabulary) + NUM_RESERVED
+        return len(self.vocabulary) + NUM_RESERVED + self.hash_buckets
 
 
 Feature = CategoricalFeature | NumericFeature | SequenceFeature
@@ -255,7 +270,7 @@ class FeatureSpec:
         return {
             "user_id_feature": self.user_id_feature,
             "item_id_feature": self.item_id_feature,
-            "features": [{"kind": f.kind, **dataclasses.asdict(f)} for f in self.features],
+            "features": [_feature_dict(f) for f in self.features],
         }
 
     @classmethod
@@ -351,12 +366,42 @@ def check_encoded_feature(feature: Feature, values: np.ndarray, where: str) -> N
         raise ValueError(f"{prefix}: code {code} at row {outside[0]} is outside [0, {feature.vocab_size})")
 
 
+def _feature_dict(feature: Feature) -> dict[str, Any]:
+    """``{"kind": ..., field: value}`` (no deep copy: a vocabulary is an immutable tuple, maybe of
+    millions of ids); ``hash_buckets`` only when set, so specs written before it existed serialize
+    (and hash) exactly as they did."""
+    fields = {"kind": feature.kind, **{f.name: getattr(feature, f.name) for f in dataclasses.fields(feature)}}
+    if not fields.get("hash_buckets", 1):
+        del fields["hash_buckets"]
+    return fields
+
+
+def hash_bucket(values: np.ndarray, num_buckets: int) -> np.ndarray:
+    """int64 [N]: ``Fingerprint64(str(value)) % num_buckets`` of each value, computed with
+    ``tf.strings.to_hash_bucket_fast`` (ints are hashed as their decimal string)."""
+    import pyarrow as pa
+    import tensorflow as tf
+
+    try:  # vectorized: Arrow's integer -> decimal string cast is str() of the int
+        texts = pa.array(values).cast(pa.string()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        texts = np.asarray([str(v) for v in values], dtype=object)
+    if len(texts) == 0:
+        return np.zeros(0, np.int64)
+    return tf.strings.to_hash_bucket_fast(tf.constant(texts, tf.string), num_buckets).numpy()
+
+
 def _vocab_indices(feature, values: pd.Series | np.ndarray, oov_counter: OOVCounter | None) -> np.ndarray:
     index = _index_lookup(feature.name, feature.vocabulary)
     positions = index.get_indexer(pd.Index(values) if not isinstance(values, pd.Index) else values)
+    missing = positions < 0
     if oov_counter is not None:
-        oov_counter.add(feature.name, int((positions < 0).sum()))
-    return np.where(positions < 0, OOV_INDEX, positions + NUM_RESERVED).astype(np.int32)
+        oov_counter.add(feature.name, int(missing.sum()))
+    codes = np.where(missing, OOV_INDEX, positions + NUM_RESERVED).astype(np.int32)
+    if feature.hash_buckets and missing.any():
+        buckets = hash_bucket(np.asarray(values, dtype=object)[missing], feature.hash_buckets)
+        codes[missing] = (NUM_RESERVED + len(feature.vocabulary) + buckets).astype(np.int32)
+    return codes
 
 
 def _check_no_missing(feature, values: pd.Series) -> None:

@@ -1,0 +1,63 @@
+"""`tower-zoo prepare` and `tower-zoo describe` from the shell."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from prepared_helpers import random_data, schema_dict, write_dataset
+from tower_zoo import cli
+from tower_zoo.data.describe import describe, describe_schema, format_description
+from tower_zoo.data.schema import load_schema
+
+
+def _cli(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-m", "tower_zoo.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_prepare_then_describe(tmp_path):
+    schema_file = write_dataset(random_data(seed=0), tmp_path / "source", schema_dict())
+    out, plot = tmp_path / "prepared", tmp_path / "popularity.png"
+    prepared = _cli("prepare", "--data", str(schema_file), "--out", str(out), "--memory_budget_mb", "64")
+    assert prepared.returncode == 0, prepared.stderr[-2000:]
+    assert f"prepared {out}" in prepared.stdout and (out / "manifest.json").is_file()
+    described = _cli("describe", "--data", str(schema_file), "--plot", str(plot))
+    assert described.returncode == 0, described.stderr[-2000:]
+    assert "random: 600 interactions in 1 file(s)" in described.stdout and plot.stat().st_size > 1000
+    assert "random: 600 interactions prepared in" in describe(str(out))  # a prepared directory
+
+
+def test_describe_counts_coverage_and_popularity(tmp_path):
+    data = random_data(seed=0)
+    schema = schema_dict(columns={"user_id": "user_id", "item_id": {"column": "item_id", "max_size": 10},
+                                  "timestamp": "timestamp"})
+    description = describe_schema(load_schema(write_dataset(data, tmp_path / "source", schema)))
+    counts = data.ratings["item_id"].value_counts().sort_values(ascending=False)
+    assert description["interactions"] == 600 and description["items"]["distinct"] == len(counts)
+    assert description["items"]["vocabulary"] == 10
+    assert description["items"]["coverage"] == counts.iloc[:10].sum() / 600
+    assert list(description["item_popularity"]) == list(counts)
+    assert description["users"]["interactions_per_user"]["max"] == data.ratings["user_id"].value_counts().max()
+    text = format_description(description)
+    assert "coverage" in text and "item_id 12" in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["prepare", "--out=/tmp/x"], "prepare needs --data SCHEMA"),
+    (["prepare", "--data=synthetic"], "prepare needs --data SCHEMA (a schema file or built-in dataset) and --out DIR"),
+    (["prepare", "--data=synthetic", "--out=/tmp/x", "--memory_budget_mb=1"], "--memory_budget_mb must be >= 16"),
+    (["prepare", "--data=/nonexistent.yaml", "--out=/tmp/x"], "is neither a schema file nor a built-in dataset"),
+    (["describe"], "describe needs --data SCHEMA"),
+    (["describe", "--data=nope"], "'nope' is neither a schema file nor a built-in dataset"),
+])
+def test_prepare_and_describe_usage_errors_exit_2(args, message, capsys):
+    cli.FLAGS.unparse_flags()
+    positional = cli.FLAGS(["tower-zoo", *args])
+    try:
+        assert cli.main(positional) == 2
+    finally:
+        cli.FLAGS.unparse_flags()
+    assert message in capsys.readouterr().err

@@ -1,0 +1,83 @@
+"""Built-in datasets as schemas: MovieLens-100K, MovieLens-1M and the small synthetic set.
+
+Each has a schema file shipped with the package (``tower_zoo/data/schemas/<name>.yaml``) whose
+paths are relative to a directory of Parquet files that its loader materializes once into the cache
+(``<cache>/schema-sources/<name>``; ML-1M per ``data_dir``): ``ratings.parquet``,
+``users.parquet`` and ``items.parquet``, the canonical tables of ``InteractionData`` (multi-valued
+columns as lists). The directory is written under a temporary name and renamed when complete.
+
+``resolve_schema(name_or_path)`` is what the command line calls with ``--data``: a built-in name or
+a schema file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tower_zoo.data.catalog import DATASETS, load_dataset
+from tower_zoo.data.dataset import InteractionData
+from tower_zoo.data.manifest import staged_directory
+from tower_zoo.data.schema import DatasetSchema, load_schema
+
+SCHEMA_DIR = pathlib.Path(__file__).parent / "schemas"
+TABLE_FILES = {"ratings": "ratings.parquet", "users": "users.parquet", "items": "items.parquet"}
+
+
+def builtin_schema_names() -> list[str]:
+    return sorted(DATASETS)
+
+
+def _as_lists(frame: pd.DataFrame) -> pd.DataFrame:
+    """Tuple cells (genres) become lists, which Arrow stores as list columns."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype == object and len(frame) and isinstance(frame[column].iloc[0], tuple):
+            frame[column] = frame[column].map(list)
+    return frame
+
+
+def write_interaction_data(data: InteractionData, directory: str | os.PathLike) -> pathlib.Path:
+    """Writes ``data``'s ratings, users and items as Parquet into ``directory`` (atomically)."""
+    with staged_directory(os.fspath(directory), overwrite=True, require_manifest=False) as staging:
+        for table, name in TABLE_FILES.items():
+            frame = _as_lists(getattr(data, table))
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), os.path.join(staging, name))
+    return pathlib.Path(directory)
+
+
+def materialized_dir(name: str, data_dir: str | None = None, cache_dir: str | None = None) -> pathlib.Path:
+    """The Parquet directory of built-in dataset ``name``, written from its loader if absent."""
+    from tower_zoo.data.movielens import default_cache_dir
+
+    cache = pathlib.Path(cache_dir) if cache_dir else default_cache_dir()
+    folder = name
+    if data_dir:  # e.g. movielens-1m: one materialization per source directory
+        folder += "-" + hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:12]
+    directory = cache / "schema-sources" / folder
+    if not all((directory / file).is_file() for file in TABLE_FILES.values()):
+        write_interaction_data(load_dataset(name, data_dir, cache_dir), directory)
+    return directory
+
+
+def builtin_schema(name: str, data_dir: str | None = None, cache_dir: str | None = None,
+                   check_files: bool = True) -> DatasetSchema:
+    """The schema of built-in dataset ``name`` (see ``builtin_schema_names()``), its files materialized."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown built-in dataset {name!r}; available: {', '.join(builtin_schema_names())}")
+    return load_schema(SCHEMA_DIR / f"{name}.yaml", base_dir=materialized_dir(name, data_dir, cache_dir),
+                       check_files=check_files)
+
+
+def resolve_schema(name_or_path: str, data_dir: str | None = None, cache_dir: str | None = None) -> DatasetSchema:
+    """A built-in dataset by name, or a schema file (YAML or JSON) by path."""
+    if name_or_path in DATASETS:
+        return builtin_schema(name_or_path, data_dir, cache_dir)
+    if not os.path.exists(name_or_path):
+        raise FileNotFoundError(f"--data {name_or_path!r} is neither a schema file nor a built-in dataset "
+                                f"({', '.join(builtin_schema_names())})")
+    return load_schema(name_or_path)
