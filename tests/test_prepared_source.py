@@ -88,9 +88,11 @@ def test_down_sampling_by_item_keep_probability_is_stateless(prepared):
     keep[hot - 1 if hot > 2 else hot + 1] = 0.5  # a warm item: some of its rows kept
     batches = list(source.epoch_batches(2, 32, seed=7, keep_probability=keep))
     items = np.concatenate([batch["item_id"] for batch in batches])
+    marks = np.concatenate([batch["__keep__"] for batch in batches])
+    assert len(items) == source.num_rows                    # dropped rows stay in their batch, marked 0
     half = hot - 1 if hot > 2 else hot + 1
-    assert hot not in items and 0 < (items == half).sum() < counts[half]
-    assert len(items) == source.num_rows - counts[hot] - (counts[half] - (items == half).sum())
+    assert marks[items == hot].sum() == 0 and 0 < marks[items == half].sum() < counts[half]
+    assert marks[(items != hot) & (items != half)].min() == 1.0
     kept = _rows(batches)
     # the draws depend on (seed, epoch, row), not on the order rows are read in
     reordered = prepared.example_source("train", shuffle_rows=8, read_rows=5, cycle_length=3)

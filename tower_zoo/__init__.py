@@ -16,7 +16,9 @@ _KERAS3_MESSAGE = (
 
 if "tensorflow" not in sys.modules:
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up lines ("failed call to cuInit" on a machine without a GPU) are noise on every
+# import and break the one-line error contract of the CLI; errors that matter surface as Python exceptions.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 

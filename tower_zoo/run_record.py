@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import pandas as pd
 
 from tower_zoo.fileio import directory_lock, read_json_record
+from tower_zoo.training.config import RESUMABLE_OPTIONS
 
 RUN_FILE = "run.json"
 # Fields every run record has, with their JSON types.
@@ -32,7 +33,7 @@ FIXED_SETTINGS = ("model", "model_overrides", "dataset", "data_dir", "split")
 # Training inputs that, like trainer options, may change on resume only when allowed (and are then recorded).
 TRAINING_INPUTS = ("hard_negatives_from", "hard_rank_range", "objective_weights")
 # Trainer options that are not settings of the optimization: extending a run or its bookkeeping.
-FREE_TRAINER_OPTIONS = ("epochs", "checkpoint_dir", "log_every_steps", "max_checkpoints")
+FREE_TRAINER_OPTIONS = RESUMABLE_OPTIONS
 UNRECORDED_EPOCH = "trained by an interrupted process; not recorded"
 
 

@@ -20,6 +20,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from tower_zoo.data.catalog import load_dataset
@@ -188,6 +189,26 @@ def _start_record(out_dir: str, settings: dict[str, Any], data: InteractionData,
     return record
 
 
+class RecordEachEpoch(tf.keras.callbacks.Callback):
+    """Rewrites ``run.json`` after every epoch, so the history of a run killed later still lists the epochs
+    its checkpoints hold."""
+
+    def __init__(self, out_dir: str, record: dict[str, Any], trainer: Trainer):
+        super().__init__()
+        self.out_dir, self.record, self.trainer = out_dir, record, trainer
+        self.new: list[dict[str, Any]] = []
+
+    def history(self) -> list[dict[str, Any]]:
+        return merge_history(self.record["history"], self.new, int(self.trainer.epoch.numpy()))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        self.new.append({"epoch": epoch + 1, "loss": float(logs["loss"]), "seconds": float(logs["epoch_seconds"]),
+                         "examples_per_second": float(logs["examples_per_second"])})
+        write_json_atomic(os.path.join(self.out_dir, RUN_FILE), {**self.record, "status": "training",
+                                                                   "history": self.history()})
+
+
 def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", data_dir: str | None = None,
               model_overrides: Mapping[str, Any] | None = None,
               trainer_overrides: Mapping[str, Any] | None = None, data: InteractionData | None = None,
@@ -206,7 +227,8 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
         raise ValueError(f"--objective_weights applies to retrieval models; {model_name!r} is {model_kind(model_name)}"
                          " and trains on the like label of every exposure")
     trainer_options = {**({"task": "ranking"} if ranking else {}), **dict(trainer_overrides or {}),
-                       "checkpoint_dir": os.path.join(out_dir, CHECKPOINT_SUBDIR)}
+                       "checkpoint_dir": os.path.join(out_dir, CHECKPOINT_SUBDIR),
+                       "allow_setting_changes": allow_setting_change}
     trainer_config = make_trainer_config(trainer_options)  # validated (and its effective values recorded) up front
     model_overrides = dict(model_overrides or {})
     settings = _settings(model_name, dataset, data_dir, model_overrides, trainer_config,
@@ -225,9 +247,9 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
             print(f"{data.summary()}\ntraining {model_name} on {len(split.train):,} interactions, "
                   f"testing on {len(split.test):,} {'impressions' if ranking else 'users'}", flush=True)
         trainer = Trainer(model, **trainer_options)
-        new = trainer.fit(split.examples("train"), verbose=verbose, **inputs)
-        epochs_done = int(trainer.epoch.numpy()) if hasattr(trainer, "epoch") else None
-        record.update(status="trained", history=merge_history(record["history"], new, epochs_done))
+        recorder = RecordEachEpoch(out_dir, record, trainer)
+        trainer.fit(split.examples("train"), verbose=verbose, callbacks=[recorder], **inputs)
+        record.update(status="trained", history=recorder.history())
         write_json_atomic(os.path.join(out_dir, RUN_FILE), record)
     return model, split, record["history"]
 

@@ -5,9 +5,10 @@ One epoch, a deterministic function of (seed, epoch):
 1. the shards are put in an order drawn from (seed, epoch);
 2. ``cycle_length`` shards are read at a time, interleaved one record batch (``read_rows`` rows)
    each in turn; an exhausted shard is replaced by the next in order;
-3. down-sampling (optional) keeps a row with item code c when u < keep_probability[c], u a
-   stateless uniform of (seed, epoch, the row's number in the part), so it does not depend on
-   the order the rows are read in;
+3. down-sampling (optional) marks a row with item code c kept (``batch[KEEP] = 1``) when
+   u < keep_probability[c], u a stateless uniform of (seed, epoch, the row's number in the part),
+   so it does not depend on the order the rows are read in; dropped rows stay, marked 0, so every
+   epoch has the same number of batches (see ``tower_zoo.data.source``);
 4. a shuffle buffer: rows accumulate until ``shuffle_rows`` are buffered, are permuted with a
    generator seeded by (seed, epoch), and all but half of them are released in that order (the
    other half waits to be mixed with the next rows); at the end everything left is released;
@@ -26,6 +27,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import tensorflow as tf
 
+from tower_zoo.data.keys import KEEP
 from tower_zoo.data.shards import table_to_arrays
 from tower_zoo.data.source import DOWNSAMPLE_STREAM, SHUFFLE_STREAM, ExampleSource, read_epoch
 from tower_zoo.data.spec import FeatureSpec
@@ -119,7 +121,7 @@ class ShardExampleSource(ExampleSource):
         for rows, arrays in self._interleaved(order):
             if keep_probability is not None:
                 draws = uniform_from_rows(rows, seed, stream=1_000_003 * int(epoch) + DOWNSAMPLE_STREAM)
-                arrays = _take(arrays, draws < keep_probability[arrays[item_key]])
+                arrays = {**arrays, KEEP: (draws < keep_probability[arrays[item_key]]).astype(np.float32)}
             pending.append(arrays)
             pending_rows += len(arrays[item_key])
             if shuffle and pending_rows < self._shuffle_rows:
@@ -158,6 +160,8 @@ class ShardExampleSource(ExampleSource):
 
         batch_dim = batch_size if drop_remainder else None  # static, as ``batch(drop_remainder=True)`` gives
         signature = {key: tf.TensorSpec([batch_dim, *spec.shape[1:]], spec.dtype) for key, spec in self._signature.items()}
+        if keep is not None:
+            signature[KEEP] = tf.TensorSpec([batch_dim], tf.float32)
 
         def one_epoch(epoch_value):
             return tf.data.Dataset.from_generator(generate, args=(epoch_value,), output_signature=signature)

@@ -28,7 +28,7 @@ class DataEpoch(tf.keras.callbacks.Callback):
 
 class EpochRecorder(tf.keras.callbacks.Callback):
     """One record per epoch: ``{"epoch", "loss", "seconds", "examples_per_second"}`` (``records``), and
-    ``examples_per_second`` / ``learning_rate`` added to the epoch's logs.
+    ``examples_per_second`` / ``epoch_seconds`` / ``learning_rate`` added to the epoch's logs.
 
     Args:
       examples_per_epoch: rows one epoch reads.
@@ -48,6 +48,7 @@ class EpochRecorder(tf.keras.callbacks.Callback):
         seconds = time.perf_counter() - self._started
         rate = self.examples_per_epoch / max(seconds, 1e-9)
         logs["examples_per_second"] = rate
+        logs["epoch_seconds"] = seconds
         learning_rate = getattr(self.model.optimizer, "learning_rate", None)
         if learning_rate is not None:
             logs["learning_rate"] = float(tf.keras.backend.get_value(learning_rate))
