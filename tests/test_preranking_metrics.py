@@ -63,3 +63,22 @@ def test_logloss_from_logits():
 def test_bad_inputs(labels, scores, message):
     with pytest.raises(ValueError, match=message):
         auc(np.array(labels), np.array(scores))
+
+
+def test_streamed_exposures_give_the_same_auc_gauc_and_logloss():
+    import tower_zoo
+    from tower_zoo.data import time_split, synthetic_interactions
+    from tower_zoo.evaluation.preranking import PreRankingEvaluator
+
+    split = time_split(synthetic_interactions(num_users=60, num_items=30, interactions_per_user=8))
+    model = tower_zoo.create_model("logistic_regression", split.data.feature_spec)
+    model.build_weights()
+    features, labels = split.examples("test"), split.labels("test")
+    whole = PreRankingEvaluator().evaluate(model, features, labels)
+    rows = len(features["user_id"])
+    chunks = [({k: v[s:s + 37] for k, v in features.items()}, {k: v[s:s + 37] for k, v in labels.items()})
+              for s in range(0, rows, 37)]
+    streamed = PreRankingEvaluator(batch_size=16).evaluate_chunks(model, chunks)
+    for name, values in whole.metrics.items():
+        for metric, value in values.items():
+            assert streamed.metrics[name][metric] == pytest.approx(value, rel=1e-5)

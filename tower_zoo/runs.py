@@ -106,7 +106,7 @@ def training_inputs(model, split: RetrievalSplit, trainer_config, hard_negatives
     examples = split.examples("train")
     item_table, _ = split.candidates()
     inputs: dict[str, Any] = {"item_table": item_table}
-    if trainer_config.task == "ranking":
+    if trainer_config.resolved_task(model) == "ranking":
         return {**inputs, "labels": split.labels("train")[RANKING_LABEL]}
     if trainer_config.hard_negatives:
         if not hard_negatives_from:
@@ -145,7 +145,7 @@ def check_against_data(split: RetrievalSplit, trainer_config, ks: Sequence[int] 
                        hard_rank_range: tuple[int, int] = (101, 500)) -> None:
     """ValueError naming the flag and its value for what this data cannot satisfy; runs before any training."""
     corpus, rows = split.data.num_items, len(split.train)
-    if trainer_config.task == "retrieval":
+    if trainer_config.task != "ranking":  # train_run names the ranking task explicitly
         check_ks(ks, split.data)
     if trainer_config.batch_size > rows:
         raise ValueError(f"--batch_size {trainer_config.batch_size} exceeds the {rows} training interactions")

@@ -64,44 +64,79 @@ def _finish(candidate_rows: np.ndarray, candidate_scores: np.ndarray, ids: np.nd
     return out_ids, out_scores
 
 
-def _top_rows(scores: np.ndarray, depth: int) -> np.ndarray:
-    """Row indices of the ``depth`` best scores per row, best first; equal scores in corpus order."""
-    if depth < scores.shape[1]:
-        part = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
-        part.sort(axis=1)  # corpus order, so the stable sort below breaks ties by position
-    else:
-        part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+def _block_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, scores) of the ``k`` best scores per row of ``scores`` [Q, N], best first; equal scores in
+    column order (TensorFlow's multi-threaded top-k puts the lower index first)."""
+    import tensorflow as tf
+
+    values, rows = tf.math.top_k(scores, k=k, sorted=True)
+    return rows.numpy().astype(np.int64), values.numpy()
 
 
 class ExactIndex:
-    """Brute-force dot-product search (chunked over queries to bound memory at ~``chunk`` × N)."""
+    """Brute-force dot-product search in blocks: memory stays at ``query_chunk`` × ``item_block`` scores
+    whatever the corpus size.
+
+    Each chunk of queries is scored against one block of items at a time; excluded ids are masked to -inf
+    inside the block (so a user with thousands of seen items costs nothing extra), the block's top k are
+    merged into the running top k, and ties keep corpus order.
+    """
 
     kind = "exact"
 
-    def __init__(self, embeddings: np.ndarray, ids: np.ndarray, chunk: int = 1024):
+    def __init__(self, embeddings: np.ndarray, ids: np.ndarray, query_chunk: int = 256, item_block: int = 65_536):
         started = time.perf_counter()
         self.embeddings, self.ids = _check_corpus(embeddings, ids)
-        self.chunk = chunk
+        self.query_chunk, self.item_block = query_chunk, item_block
+        self._id_order = np.argsort(self.ids, kind="stable")
         self.build_seconds = time.perf_counter() - started
         self.fallback_reason = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Corpus rows of ``ids`` (-1 for an id not in the corpus)."""
+        ids = np.asarray(ids, np.int64)
+        positions = np.clip(np.searchsorted(self.ids, ids, sorter=self._id_order), 0, len(self.ids) - 1)
+        rows = self._id_order[positions]
+        return np.where(self.ids[rows] == ids, rows, -1)
+
+    def _excluded_pairs(self, exclude, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """(query offsets, corpus rows) of every excluded id of queries ``start .. start + count``."""
+        if exclude is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        lists = [np.asarray(exclude[q], np.int64).reshape(-1) for q in range(start, start + count)]
+        offsets = np.repeat(np.arange(count), [len(x) for x in lists])
+        rows = self.rows_of(np.concatenate(lists)) if offsets.size else np.zeros(0, np.int64)
+        known = rows >= 0
+        return offsets[known], rows[known]
+
     def search(self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None):
         queries = _check_queries(queries, self.embeddings.shape[1], k, exclude)
-        depth = min(len(self.ids), k + (max((len(e) for e in exclude), default=0) if exclude is not None else 0))
-        ids, scores = [], []
-        for start in range(0, len(queries), self.chunk):
-            block = queries[start:start + self.chunk] @ self.embeddings.T
-            rows = _top_rows(block, depth)
-            sub_exclude = None if exclude is None else exclude[start:start + self.chunk]
-            found = _finish(rows, np.take_along_axis(block, rows, axis=1), self.ids, k, sub_exclude)
-            ids.append(found[0])
-            scores.append(found[1])
-        return np.concatenate(ids), np.concatenate(scores)
+        out_ids = np.full((len(queries), k), -1, np.int64)
+        out_scores = np.full((len(queries), k), -np.inf, np.float32)
+        for start in range(0, len(queries), self.query_chunk):
+            chunk = queries[start:start + self.query_chunk]
+            query_offsets, excluded_rows = self._excluded_pairs(exclude, start, len(chunk))
+            best_rows = np.full((len(chunk), 0), -1, np.int64)
+            best_scores = np.full((len(chunk), 0), -np.inf, np.float32)
+            for block_start in range(0, len(self.ids), self.item_block):
+                block_end = min(block_start + self.item_block, len(self.ids))
+                scores = chunk @ self.embeddings[block_start:block_end].T
+                inside = (excluded_rows >= block_start) & (excluded_rows < block_end)
+                scores[query_offsets[inside], excluded_rows[inside] - block_start] = -np.inf
+                rows, top_scores = _block_top_k(scores, min(k, block_end - block_start))
+                best_rows = np.concatenate([best_rows, rows + block_start], axis=1)
+                best_scores = np.concatenate([best_scores, top_scores], axis=1)
+                order = np.lexsort((best_rows, -best_scores), axis=1)[:, :k]  # score, then corpus order
+                best_rows = np.take_along_axis(best_rows, order, axis=1)
+                best_scores = np.take_along_axis(best_scores, order, axis=1)
+            found = np.isfinite(best_scores)
+            width = best_rows.shape[1]
+            out_ids[start:start + len(chunk), :width] = np.where(found, self.ids[best_rows], -1)
+            out_scores[start:start + len(chunk), :width] = best_scores
+        return out_ids, out_scores
 
 
 @dataclasses.dataclass
@@ -135,8 +170,12 @@ class ScannConfig:
 
 
 class ScannIndex:
-    """ScaNN search. Exclusion: asks ScaNN for k + (largest exclude list) neighbours, then drops the
-    excluded ids and keeps the first k. The searcher is built for the largest depth asked so far."""
+    """ScaNN search, its partitioning trained once (``build``, on the first search).
+
+    Exclusion: a query with e excluded ids asks ScaNN for k + e neighbours (rounded up to a power of two,
+    so queries are searched in a few groups of equal depth, each re-ordering at least that many), then
+    drops the excluded ids and keeps the first k. Searches run on every core
+    (``search_batched_parallel``)."""
 
     kind = "scann"
 
@@ -147,9 +186,6 @@ class ScannIndex:
         self._exact = None
         self._searcher, self._depth = None, 0
         self.build_seconds = 0.0
-        # Serving indexes are built once: deeper searches are served from the existing searcher (padded
-        # with -1 beyond its depth) instead of re-training a new partitioning.
-        self.allow_rebuild = True
         if len(self.ids) < self.config.min_corpus_size:
             self.fallback_reason = (f"corpus of {len(self.ids)} items is below min_corpus_size="
                                     f"{self.config.min_corpus_size}: exact search used instead of ScaNN")
@@ -160,7 +196,7 @@ class ScannIndex:
         return len(self.ids)
 
     def build(self, depth: int) -> None:
-        """Builds the searcher for up to ``depth`` neighbours per query (``search`` rebuilds if asked for more)."""
+        """Trains the partitioning and builds the searcher (``depth``: its default neighbours per query)."""
         from scann import scann_ops_pybind
 
         knobs = self.config.resolved(len(self.ids), depth)
@@ -192,20 +228,23 @@ class ScannIndex:
         if self._exact is not None:
             return self._exact.search(queries, k, exclude)
         queries = _check_queries(queries, self.embeddings.shape[1], k, exclude)
-        extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
-        depth = min(len(self.ids), k + extra)
-        if self._searcher is None or (depth > self._depth and self.allow_rebuild):
-            self.build(depth)
-        rows, scores = self._searcher.search_batched(queries, final_num_neighbors=depth)
-        rows = np.asarray(rows, np.int64)
-        scores = np.asarray(scores, np.float32)
-        # When the probed leaves hold fewer than ``depth`` items, ScaNN pads with row 0 and a NaN score.
-        rows = np.where(np.isfinite(scores), rows, -1)
-        if rows.shape[1] < depth:  # ScaNN may return fewer; pad
-            pad = depth - rows.shape[1]
-            rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
-            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
-        return _finish(rows, scores, self.ids, k, exclude)
+        if self._searcher is None:
+            self.build(min(k, len(self.ids)))
+        needed = k + (np.array([len(e) for e in exclude]) if exclude is not None else np.zeros(len(queries), int))
+        depths = np.minimum(2 ** np.ceil(np.log2(np.maximum(needed, 1))).astype(np.int64), len(self.ids))
+        out_ids = np.full((len(queries), k), -1, np.int64)
+        out_scores = np.full((len(queries), k), -np.inf, np.float32)
+        reorder = self.knobs["reorder_k"]
+        for depth in np.unique(depths):
+            group = np.flatnonzero(depths == depth)
+            rows, scores = self._searcher.search_batched_parallel(
+                queries[group], final_num_neighbors=int(depth), pre_reorder_num_neighbors=int(max(reorder, depth)))
+            rows, scores = np.asarray(rows, np.int64), np.asarray(scores, np.float32)
+            # When the probed leaves hold fewer than ``depth`` items, ScaNN pads with row 0 and a NaN score.
+            rows = np.where(np.isfinite(scores), rows, -1)
+            sub_exclude = None if exclude is None else [exclude[q] for q in group]
+            out_ids[group], out_scores[group] = _finish(rows, scores, self.ids, k, sub_exclude)
+        return out_ids, out_scores
 
 
 def build_index(kind: str, embeddings: np.ndarray, ids: np.ndarray, config: ScannConfig | None = None):

@@ -137,7 +137,6 @@ class Retriever:
         index = ScannIndex(vectors, item_ids, scann_config)
         if index.fallback_reason is None:
             index.build(min(depth, len(item_ids)))
-            index.allow_rebuild = False
         return cls(lambda features: model.user_embedding(features), vectors, np.asarray(item_ids, np.int64),
                    index, model.feature_spec, users, titles)
 
@@ -295,7 +294,6 @@ def load(export_dir: str) -> Retriever:
     if (root / "scann").is_dir():
         index = ScannIndex(embeddings, ids, config)
         index.attach(_load_scann(root / "scann"), depth=manifest["scann_depth"])
-        index.allow_rebuild = False
     else:
         index = ScannIndex(embeddings, ids, config)  # falls back to exact, as it did at export time
     tower = tf.saved_model.load(str(root / "user_tower")).signatures["serving_default"]

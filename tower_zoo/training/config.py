@@ -79,9 +79,6 @@ class TrainerConfig:
         _check_float("alpha", self.alpha, minimum=0.0, maximum=1.0)
         _check_float("sampler_floor", self.sampler_floor, minimum=0.0)
         _check_float("downsample_threshold", self.downsample_threshold, minimum=0.0, maximum=1.0)
-        if 0 < self.downsample_threshold < 1e-9:
-            raise ValueError(f"trainer downsample_threshold must be 0 (off) or >= 1e-9, got "
-                             f"{self.downsample_threshold}: smaller values drop nearly every example")
         _check_float("distill_weight", self.distill_weight, minimum=0.0)
         for key, valid in (("task", TASKS), ("optimizer", OPTIMIZERS), ("loss", tuple(LOSSES)),
                            ("negatives", NEGATIVE_SOURCES), ("logq_mode", ("per_source", "shared"))):

@@ -253,6 +253,10 @@ class Trainer:
         counts = source.item_counts()
         keep = (keep_probability(counts, config.downsample_threshold).astype(np.float32)
                 if config.downsample_threshold else None)
+        if keep is not None and float(np.dot(counts, keep)) < min(config.batch_size, source.num_rows):
+            raise ValueError(f"downsample_threshold {config.downsample_threshold:g} keeps about "
+                             f"{float(np.dot(counts, keep)):.0f} of {source.num_rows} training rows per epoch, less "
+                             f"than one batch ({config.batch_size}); word2vec uses 1e-5 to 1e-3")
         task = self.make_task(counts, keep, item_table)
         with self.strategy.scope():
             self.model.compile(optimizer=self.optimizer, task=task, steps_per_execution=config.steps_per_execution,
