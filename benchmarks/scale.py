@@ -12,14 +12,21 @@ fresh process so that its peak RSS (VmHWM) is its own:
   buffer 65,536 rows) for up to --reader_rows rows: rows per wall second and per CPU second (this machine's 2
   cores are shared, so the CPU figure is the steadier one).
 
-Writes scale.md and scale.json to --out. Training and evaluation on the prepared data are the trainer's part
-of this benchmark.
+* train: DSSM, one epoch, batch 1024, streamed from the shards (``Trainer.fit(prepared.example_source())``):
+  examples/s and peak RSS; and the TFRS tutorial model (id embeddings, ``tfrs.tasks.Retrieval``, Adagrad 0.1 —
+  a smaller model, a reference for the harness and the reader) on the same shards and batch, for the ratio;
+* evaluate: --eval_users test users (leave-last-out, seen items excluded) ranked over the whole item corpus,
+  exact in blocks and with ScaNN (1,000 leaves, 100 searched, 400 re-ordered), with the ANN recall@100 of
+  ScaNN against exact, seconds of each and peak RSS.
+
+Writes scale.md, scale.json and scale.png (cost against size) to --out.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +39,8 @@ flags.DEFINE_integer("items", 1_000_000, "Items in the item table.")
 flags.DEFINE_integer("memory_budget_mb", 1024, "prepare's memory budget.")
 flags.DEFINE_integer("reader_rows", 2_000_000, "Rows the reader benchmark reads (at most one epoch).")
 flags.DEFINE_string("work", "/tmp/tower_zoo_scale", "Where the generated and prepared data go.")
+flags.DEFINE_integer("eval_users", 100_000, "Test users ranked over the corpus in the evaluation step.")
+flags.DEFINE_list("steps", ["prepare", "reader", "train", "peer", "evaluate"], "Steps to run per size.")
 flags.DEFINE_string("out", "benchmarks/results", "Output directory for scale.md / scale.json.")
 
 FLAGS = flags.FLAGS
@@ -69,6 +78,77 @@ print(json.dumps({"rows": rows, "rows_per_second": rows / wall, "rows_per_cpu_se
 """
 
 
+_TRAIN = """
+import json, sys, time, tower_zoo
+from tower_zoo.data.prepared import PreparedDataset
+from tower_zoo.data.prepare import peak_rss_bytes
+from tower_zoo.training import Trainer
+prepared = PreparedDataset.open(sys.argv[1])
+model = tower_zoo.create_model("dssm", prepared.feature_spec)
+started = time.perf_counter()
+history = Trainer(model, epochs=1, batch_size=1024, seed=0, checkpoint_dir=sys.argv[2]).fit(
+    prepared.example_source("train"), verbose=False)
+print(json.dumps({"seconds": time.perf_counter() - started, "examples_per_second": history[0]["examples_per_second"],
+                  "rows": prepared.num_rows("train"), "peak_rss_gb": peak_rss_bytes() / 2**30}))
+"""
+
+_PEER = """
+import json, sys, time, tower_zoo
+import tensorflow as tf
+from benchmarks.peer_tfrs import EpochTimer, TutorialModel
+from tower_zoo.data.prepared import PreparedDataset
+from tower_zoo.data.prepare import peak_rss_bytes
+prepared = PreparedDataset.open(sys.argv[1])
+spec = prepared.feature_spec
+tf.keras.utils.set_random_seed(0)
+model = TutorialModel(spec.user_id.vocab_size, spec.item_id.vocab_size)
+model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=0.1))
+data = prepared.example_source("train").dataset(1024, seed=0, epoch=0).map(
+    lambda batch: {"user_id": batch["user_id"], "item_id": batch["item_id"]})
+timer = EpochTimer()
+model.fit(data, epochs=1, verbose=0, callbacks=[timer])
+rows = prepared.num_rows("train")
+print(json.dumps({"seconds": timer.seconds[0], "examples_per_second": rows / timer.seconds[0],
+                  "peak_rss_gb": peak_rss_bytes() / 2**30}))
+"""
+
+_EVALUATE = """
+import itertools, json, sys, time, tower_zoo
+from tower_zoo.data.prepared import PreparedDataset
+from tower_zoo.data.prepare import peak_rss_bytes
+from tower_zoo.evaluation import RetrievalEvaluator, ScannConfig
+from tower_zoo.training.checkpoints import restore_latest_weights
+prepared = PreparedDataset.open(sys.argv[1])
+model = tower_zoo.create_model("dssm", prepared.feature_spec)
+model.build_weights()
+restore_latest_weights(model, sys.argv[2])
+users = int(sys.argv[3])
+
+def first_users(chunks, limit):
+    seen = 0
+    for features, targets, exclude in chunks:
+        take = min(limit - seen, len(targets))
+        yield {k: v[:take] for k, v in features.items()}, targets[:take], exclude[:take]
+        seen += take
+        if seen >= limit:
+            return
+
+items, ids = prepared.item_corpus()
+config = ScannConfig(num_leaves=1000, num_leaves_to_search=100, reorder_k=400)
+started = time.perf_counter()
+report = RetrievalEvaluator(ks=(10, 100), scann_config=config, batch_size=4096).evaluate_chunks(
+    model, first_users(prepared.query_chunks("test", chunk_size=4096), users), items, ids)
+print(json.dumps({"seconds": time.perf_counter() - started, "users": report.num_queries, "items": len(ids),
+                  "exact_seconds": report.num_queries / report.timings["exact_qps"],
+                  "scann_seconds": report.num_queries / report.timings["scann_qps"],
+                  "scann_build_seconds": report.timings["scann_build_seconds"],
+                  "ann_recall@100": report.ann_recall["ann_recall@100"],
+                  "recall@100_exact": report.metrics["exact"]["recall@100"],
+                  "recall@100_scann": report.metrics["scann"]["recall@100"],
+                  "peak_rss_gb": peak_rss_bytes() / 2**30}))
+"""
+
+
 def _python(code: str, *args: str) -> dict:
     """Runs ``code`` in a fresh interpreter; its last stdout line parsed as JSON (or {})."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -87,24 +167,70 @@ def run_size(size: int) -> dict:
         _python(_GENERATE, source, size, FLAGS.users, FLAGS.items)
         print(f"{size:,}: generated in {time.perf_counter() - started:.0f} s", flush=True)
     prepared = os.path.join(FLAGS.work, f"prepared-{size}")
-    prepare = _python(_PREPARE, schema, prepared, FLAGS.memory_budget_mb)
-    print(f"{size:,}: prepared in {prepare['seconds']:.0f} s, peak RSS {prepare['peak_rss_gb']:.2f} GB", flush=True)
-    reader = _python(_READ, prepared, FLAGS.reader_rows)
-    print(f"{size:,}: reader {reader['rows_per_second']:,.0f} rows/s ({reader['rows_per_cpu_second']:,.0f} per CPU s)",
-          flush=True)
-    return {"interactions": size, "users": FLAGS.users, "items": FLAGS.items, "prepare": prepare, "reader": reader}
+    checkpoints = os.path.join(FLAGS.work, f"dssm-{size}")
+    row = {"interactions": size, "users": FLAGS.users, "items": FLAGS.items}
+    steps = {"prepare": (_PREPARE, schema, prepared, FLAGS.memory_budget_mb),
+             "reader": (_READ, prepared, FLAGS.reader_rows),
+             "train": (_TRAIN, prepared, checkpoints),
+             "peer": (_PEER, prepared),
+             "evaluate": (_EVALUATE, prepared, checkpoints, FLAGS.eval_users)}
+    if "train" in FLAGS.steps and os.path.isdir(checkpoints):
+        shutil.rmtree(checkpoints)
+    for step in FLAGS.steps:
+        row[step] = _python(*steps[step])
+        print(f"{size:,} {step}: " + ", ".join(f"{k} {v:,.3f}" if isinstance(v, float) else f"{k} {v}"
+                                               for k, v in row[step].items()), flush=True)
+    return row
+
+
+def _cell(row: dict, step: str, key: str, spec: str) -> str:
+    return f"{row[step][key]:{spec}}" if step in row else "–"
 
 
 def markdown(rows: list[dict]) -> str:
     lines = [f"Synthetic catalogue ({FLAGS.users:,} users, {FLAGS.items:,} items), `tower-zoo prepare` with "
-             f"--memory_budget_mb {FLAGS.memory_budget_mb}, this 2-core machine (shared).", "",
-             "| interactions | prepare s | prepare peak RSS GB | buckets | reader rows/s | reader rows/CPU s |",
-             "|---:|---:|---:|---:|---:|---:|"]
+             f"--memory_budget_mb {FLAGS.memory_budget_mb}, this 2-core machine (shared). Peak RSS of each step's "
+             "own process.", "",
+             "| interactions | prepare s | prepare GB | reader rows/s | train examples/s (DSSM) | train GB | "
+             "TFRS tutorial examples/s | ours / tutorial | eval users | exact s | ScaNN s | ScaNN speed-up | "
+             "ANN recall@100 | eval GB |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
-        prepare, reader = row["prepare"], row["reader"]
-        lines.append(f"| {row['interactions']:,} | {prepare['seconds']:.0f} | {prepare['peak_rss_gb']:.2f} | "
-                     f"{prepare['buckets']} | {reader['rows_per_second']:,.0f} | {reader['rows_per_cpu_second']:,.0f} |")
+        ratio = (f"{row['train']['examples_per_second'] / row['peer']['examples_per_second']:.2f}"
+                 if "train" in row and "peer" in row else "–")
+        speedup = (f"{row['evaluate']['exact_seconds'] / row['evaluate']['scann_seconds']:.1f}×"
+                   if "evaluate" in row else "–")
+        lines.append(" | ".join([
+            f"| {row['interactions']:,}", _cell(row, "prepare", "seconds", ".0f"), _cell(row, "prepare", "peak_rss_gb", ".2f"),
+            _cell(row, "reader", "rows_per_second", ",.0f"), _cell(row, "train", "examples_per_second", ",.0f"),
+            _cell(row, "train", "peak_rss_gb", ".2f"), _cell(row, "peer", "examples_per_second", ",.0f"), ratio,
+            _cell(row, "evaluate", "users", ",d"), _cell(row, "evaluate", "exact_seconds", ".0f"),
+            _cell(row, "evaluate", "scann_seconds", ".1f"), speedup, _cell(row, "evaluate", "ann_recall@100", ".3f"),
+            _cell(row, "evaluate", "peak_rss_gb", ".2f")]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """Seconds of each step and peak RSS against the number of interactions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [row["interactions"] for row in rows]
+    figure, (seconds_axis, memory_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for step, label in (("prepare", "prepare"), ("train", "train 1 epoch (DSSM)"), ("peer", "TFRS tutorial 1 epoch"),
+                        ("evaluate", "evaluate (exact + ScaNN)")):
+        if all(step in row for row in rows):
+            seconds_axis.plot(sizes, [row[step]["seconds"] for row in rows], marker="o", label=label)
+            memory_axis.plot(sizes, [row[step]["peak_rss_gb"] for row in rows], marker="o", label=label)
+    memory_axis.axhline(6.0, color="grey", linestyle="--", label="6 GB target")
+    for axis, title in ((seconds_axis, "seconds"), (memory_axis, "peak RSS (GB)")):
+        axis.set_xscale("log")
+        axis.set_xlabel("interactions (1M users, 1M items)")
+        axis.set_title(title)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
 
 
 def main(argv):
@@ -117,6 +243,7 @@ def main(argv):
     table = markdown(rows)
     with open(os.path.join(FLAGS.out, "scale.md"), "w") as handle:
         handle.write(table)
+    plot(rows, os.path.join(FLAGS.out, "scale.png"))
     print(table)
 
 

@@ -56,6 +56,8 @@ flags.DEFINE_string("hard_negatives_from", None, "Run directory of the model who
 flags.DEFINE_list("hard_rank_range", ["101", "500"], "Rank band (1-based, inclusive) hard negatives come from.")
 flags.DEFINE_enum("loss", "softmax", ["softmax", "bce", "hinge", "bpr", "triplet_logistic"], "Training loss.")
 flags.DEFINE_float("margin", 0.1, "Margin of the hinge loss.")
+flags.DEFINE_enum("optimizer", "lazy_adam", ["lazy_adam", "adam", "adagrad", "sgd"],
+                  "Optimizer; lazy_adam updates only the embedding rows a batch touches.")
 flags.DEFINE_boolean("logq", None, "logQ correction per negative source (default: on for softmax only).")
 flags.DEFINE_float("temperature", None, "Model temperature (shortcut for --set temperature=T).")
 flags.DEFINE_boolean("learnable_temperature", None, "Learn the temperature (shortcut for --set).")
@@ -75,8 +77,10 @@ flags.DEFINE_boolean("overwrite", False, "export, prepare: replace an existing e
                      "export) / prepared directory.")
 flags.DEFINE_list("user_id", [], "query: raw user ids to recommend for.")
 flags.DEFINE_integer("k", 10, "query: how many items per user.")
-flags.DEFINE_string("data", None, "prepare, describe: a dataset schema file (YAML/JSON) or a built-in dataset name "
-                    "(movielens-100k, movielens-1m, synthetic); describe also takes a prepared directory.")
+flags.DEFINE_string("data", None, "train, prepare, describe: a dataset schema file (YAML/JSON) or a built-in dataset "
+                    "name (movielens-100k, movielens-1m, synthetic); train and describe also take a prepared "
+                    "directory. train --data streams training and evaluation from prepared shards.")
+flags.DEFINE_string("tensorboard", None, "train: write TensorBoard logs (loss, learning rate, examples/s per epoch) here.")
 flags.DEFINE_integer("memory_budget_mb", 1024, "prepare: memory for sorting and writing, beyond the vocabularies.")
 flags.DEFINE_string("plot", None, "describe: write the item popularity plot (PNG) here.")
 
@@ -166,7 +170,8 @@ def _trainer_overrides() -> dict[str, Any]:
             "seed": FLAGS.seed, "logq_correction": FLAGS.logq, "negatives": FLAGS.negatives,
             "num_global_negatives": FLAGS.num_global_negatives, "alpha": FLAGS.alpha,
             "hard_negatives": FLAGS.hard_negatives, "loss": FLAGS.loss, "margin": FLAGS.margin,
-            "downsample_threshold": FLAGS.downsample_threshold}
+            "downsample_threshold": FLAGS.downsample_threshold, "optimizer": FLAGS.optimizer,
+            "tensorboard_dir": FLAGS.tensorboard}
 
 
 def _model_overrides(model_name: str) -> dict[str, Any]:
@@ -240,6 +245,9 @@ def cmd_train() -> None:
     options = {"model_overrides": _model_overrides(FLAGS.model), "trainer_overrides": _trainer_overrides(),
                "allow_setting_change": FLAGS.allow_setting_change, **_training_extras()}
     with run_lock(FLAGS.out):
+        if FLAGS.data:
+            _train_on_prepared_data(ks, options)
+            return
         model, split, _ = train_run(FLAGS.out, FLAGS.model, FLAGS.dataset, FLAGS.data_dir,
                                     ks=ks if FLAGS.evaluate else None, **options)
         print(f"run saved to {FLAGS.out}")
@@ -247,11 +255,40 @@ def cmd_train() -> None:
             _print_evaluation(evaluate_and_record(FLAGS.out, FLAGS.model, model, split, ks, FLAGS.scann))
 
 
+def _train_on_prepared_data(ks, options) -> None:
+    """``train --data``: a schema, built-in dataset or prepared directory, trained and evaluated streaming."""
+    from tower_zoo.prepared_runs import evaluate_prepared_run, train_prepared_run
+
+    extras = _training_extras()
+    unsupported = [f"--{name}" for name, value in extras.items() if value and name != "hard_rank_range"]
+    if unsupported or not FLAGS["dataset"].using_default_value:
+        raise UsageError(f"--data trains on prepared data; {', '.join(unsupported) or '--dataset'} apply to "
+                         "--dataset runs only")
+    model, prepared, _ = train_prepared_run(FLAGS.out, FLAGS.model, FLAGS.data, FLAGS.data_dir,
+                                            options["model_overrides"], options["trainer_overrides"],
+                                            ks=ks if FLAGS.evaluate else None,
+                                            allow_setting_change=FLAGS.allow_setting_change,
+                                            allow_data_change=FLAGS.allow_data_change,
+                                            memory_budget_mb=FLAGS.memory_budget_mb)
+    print(f"run saved to {FLAGS.out}")
+    if FLAGS.evaluate:
+        _print_evaluation(evaluate_prepared_run(FLAGS.out, FLAGS.model, model, prepared, ks, FLAGS.scann))
+
+
 def cmd_evaluate() -> None:
     from tower_zoo.runs import evaluate_run
 
     if not FLAGS.run:
         raise UsageError("evaluate needs --run DIR (a directory written by `tower-zoo train`)")
+    from tower_zoo.prepared_runs import DATASET_NAME, evaluate_prepared_run, load_prepared_run
+    from tower_zoo.run_record import read_run, run_lock
+
+    if read_run(FLAGS.run)["dataset"] == DATASET_NAME:
+        with run_lock(FLAGS.run):
+            model, prepared, record, warning = load_prepared_run(FLAGS.run, allow_data_change=FLAGS.allow_data_change)
+            _print_evaluation(evaluate_prepared_run(FLAGS.run, record["model"], model, prepared, _ks(), FLAGS.scann,
+                                                    warning))
+        return
     _print_evaluation(evaluate_run(FLAGS.run, ks=_ks(), use_scann=FLAGS.scann,
                                    allow_data_change=FLAGS.allow_data_change))
 

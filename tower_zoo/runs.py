@@ -163,12 +163,14 @@ def check_against_data(split: RetrievalSplit, trainer_config, ks: Sequence[int] 
                              f"({trainer_config.batch_size}); word2vec uses 1e-5 to 1e-3")
 
 
-def _start_record(out_dir: str, settings: dict[str, Any], data: InteractionData, allow_setting_change: bool,
-                  allow_data_change: bool) -> dict[str, Any]:
-    """The run record to train under: a new one, or the existing run's with any allowed change recorded."""
-    fingerprint = data_fingerprint(data)
-    record = {**settings, "feature_spec": data.feature_spec.to_dict(), "data_source": data.source,
-              "data_fingerprint": fingerprint, "history": [], "setting_changes": []}
+def _start_record(out_dir: str, settings: dict[str, Any], fingerprint: Mapping[str, Any], spec_record: Mapping[str, Any],
+                  source: str, allow_setting_change: bool, allow_data_change: bool) -> dict[str, Any]:
+    """The run record to train under: a new one, or the existing run's with any allowed change recorded.
+
+    ``fingerprint``: the data's (see ``data_fingerprint``); ``spec_record``: what run.json keeps of the
+    feature spec; ``source``: where the data came from."""
+    record = {**settings, "feature_spec": dict(spec_record), "data_source": source,
+              "data_fingerprint": dict(fingerprint), "history": [], "setting_changes": []}
     if not os.path.exists(os.path.join(out_dir, RUN_FILE)):
         return record
     previous = read_run(out_dir)
@@ -228,7 +230,7 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
                          " and trains on the like label of every exposure")
     trainer_options = {**({"task": "ranking"} if ranking else {}), **dict(trainer_overrides or {}),
                        "checkpoint_dir": os.path.join(out_dir, CHECKPOINT_SUBDIR),
-                       "allow_setting_changes": allow_setting_change}
+                       "allow_setting_changes": allow_setting_change, "hard_rank_range": tuple(hard_rank_range)}
     trainer_config = make_trainer_config(trainer_options)  # validated (and its effective values recorded) up front
     model_overrides = dict(model_overrides or {})
     settings = _settings(model_name, dataset, data_dir, model_overrides, trainer_config,
@@ -236,7 +238,8 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
                           "objective_weights": dict(objective_weights or {})})
     with run_lock(out_dir):
         data = data if data is not None else load_dataset(dataset, data_dir)
-        record = _start_record(out_dir, settings, data, allow_setting_change, allow_data_change)
+        record = _start_record(out_dir, settings, data_fingerprint(data), data.feature_spec.to_dict(), data.source,
+                               allow_setting_change, allow_data_change)
         split = make_split(data, settings["split"])
         model = create_model(model_name, data.feature_spec, **model_overrides)
         check_against_data(split, trainer_config, ks, hard_rank_range)
@@ -246,12 +249,20 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
         if verbose:
             print(f"{data.summary()}\ntraining {model_name} on {len(split.train):,} interactions, "
                   f"testing on {len(split.test):,} {'impressions' if ranking else 'users'}", flush=True)
-        trainer = Trainer(model, **trainer_options)
-        recorder = RecordEachEpoch(out_dir, record, trainer)
-        trainer.fit(split.examples("train"), verbose=verbose, callbacks=[recorder], **inputs)
-        record.update(status="trained", history=recorder.history())
-        write_json_atomic(os.path.join(out_dir, RUN_FILE), record)
+        record = fit_and_record(out_dir, record, model, trainer_options, split.examples("train"), verbose, **inputs)
     return model, split, record["history"]
+
+
+def fit_and_record(out_dir: str, record: dict[str, Any], model, trainer_options: Mapping[str, Any], examples,
+                   verbose: bool, **fit_inputs: Any) -> dict[str, Any]:
+    """Trains ``model`` on ``examples`` (arrays or an ExampleSource) with the run's checkpoints, rewriting
+    run.json after every epoch; returns the final record (status "trained", the full history)."""
+    trainer = Trainer(model, **trainer_options)
+    recorder = RecordEachEpoch(out_dir, record, trainer)
+    trainer.fit(examples, verbose=verbose, callbacks=[recorder], **fit_inputs)
+    record = {**record, "status": "trained", "history": recorder.history()}
+    write_json_atomic(os.path.join(out_dir, RUN_FILE), record)
+    return record
 
 
 def load_run(run_dir: str, data: InteractionData | None = None, allow_data_change: bool = False):
@@ -340,19 +351,26 @@ def evaluate_model(model_name: str, model, split: RetrievalSplit, ks: Sequence[i
     return {"reports": reports, "table": f"{table}\n\n{reports['model'].to_markdown()}"}
 
 
-def evaluate_and_record(run_dir: str, model_name: str, model, split: RetrievalSplit,
-                        ks: Sequence[int] = DEFAULT_KS, use_scann: bool = True,
-                        warning: str | None = None) -> dict[str, Any]:
-    """``evaluate_model``, then ``metrics.json`` with the fingerprint of the data the numbers come from (and
-    ``warning`` when that is not the data the run was trained on). Adds "path" and "warning" to the result."""
-    result = evaluate_model(model_name, model, split, ks, use_scann)
+def record_metrics(run_dir: str, result: Mapping[str, Any], fingerprint: Mapping[str, Any],
+                   warning: str | None = None) -> dict[str, Any]:
+    """Writes ``metrics.json`` from an evaluation ``result`` ({"reports": ...}) with the fingerprint of the
+    data the numbers come from (and ``warning`` when that is not the data the run was trained on). Returns
+    ``result`` with "path" and "warning" added."""
     payload = {key: report.to_dict() for key, report in result["reports"].items()}
-    payload["data_fingerprint"] = data_fingerprint(split.data)
+    payload["data_fingerprint"] = dict(fingerprint)
     if warning:
         payload["warning"] = warning
     path = os.path.join(run_dir, METRICS_FILE)
     write_json_atomic(path, payload)
     return {**result, "path": path, "warning": warning}
+
+
+def evaluate_and_record(run_dir: str, model_name: str, model, split: RetrievalSplit,
+                        ks: Sequence[int] = DEFAULT_KS, use_scann: bool = True,
+                        warning: str | None = None) -> dict[str, Any]:
+    """``evaluate_model``, then ``record_metrics`` with the split's data fingerprint."""
+    return record_metrics(run_dir, evaluate_model(model_name, model, split, ks, use_scann),
+                          data_fingerprint(split.data), warning)
 
 
 def evaluate_run(run_dir: str, data: InteractionData | None = None, ks: Sequence[int] = DEFAULT_KS,

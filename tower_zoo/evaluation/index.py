@@ -48,19 +48,50 @@ def _check_queries(queries: np.ndarray, dim: int, k: int, exclude) -> np.ndarray
     return queries
 
 
-def _finish(candidate_rows: np.ndarray, candidate_scores: np.ndarray, ids: np.ndarray, k: int,
+class IdRows:
+    """Corpus row of each item id: ``rows_of(ids) -> int64 rows`` (-1 for an id not in the corpus)."""
+
+    def __init__(self, ids: np.ndarray):
+        self.ids = ids
+        self._order = np.argsort(ids, kind="stable")
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        if not len(self.ids):
+            return np.full(ids.shape, -1, np.int64)
+        positions = np.clip(np.searchsorted(self.ids, ids, sorter=self._order), 0, len(self.ids) - 1)
+        rows = self._order[positions]
+        return np.where(self.ids[rows] == ids, rows, -1)
+
+    def excluded_keys(self, exclude: Sequence[np.ndarray] | None) -> np.ndarray:
+        """Sorted int64 keys ``query * N + row`` of every (query, excluded id in the corpus) pair."""
+        if exclude is None:
+            return np.zeros(0, np.int64)
+        lengths = [len(np.asarray(e).reshape(-1)) for e in exclude]
+        if not sum(lengths):
+            return np.zeros(0, np.int64)
+        queries = np.repeat(np.arange(len(exclude), dtype=np.int64), lengths)
+        rows = self.rows_of(np.concatenate([np.asarray(e, np.int64).reshape(-1) for e in exclude]))
+        return np.unique(queries[rows >= 0] * len(self.ids) + rows[rows >= 0])
+
+
+def _finish(candidate_rows: np.ndarray, candidate_scores: np.ndarray, id_rows: IdRows, k: int,
             exclude: Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Drops excluded ids from ranked candidates [Q, C] (rows index ``ids``, -1 = none) and keeps k."""
+    """Drops excluded ids from ranked candidates [Q, C] (rows into the corpus, -1 = none) and keeps the
+    first k of each row: ids int64 [Q, k] (-1 padded) and scores [Q, k] (-inf padded). Vectorized: one
+    membership test of (query, row) keys for the whole block."""
+    keep = candidate_rows >= 0
+    if exclude is not None:
+        keys = np.arange(len(candidate_rows), dtype=np.int64)[:, None] * len(id_rows.ids) + candidate_rows
+        keep &= ~np.isin(keys, id_rows.excluded_keys(exclude))
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept columns first, in rank order
+    kept = np.take_along_axis(keep, order, axis=1)
+    rows = np.take_along_axis(candidate_rows, order, axis=1)
     out_ids = np.full((len(candidate_rows), k), -1, np.int64)
     out_scores = np.full((len(candidate_rows), k), -np.inf, np.float32)
-    for q in range(len(candidate_rows)):
-        rows = candidate_rows[q]
-        keep = rows >= 0
-        found = ids[np.where(keep, rows, 0)]
-        if exclude is not None and len(exclude[q]):
-            keep &= ~np.isin(found, exclude[q])
-        found, scores = found[keep][:k], candidate_scores[q][keep][:k]
-        out_ids[q, :len(found)], out_scores[q, :len(found)] = found, scores
+    width = order.shape[1]
+    out_ids[:, :width] = np.where(kept, id_rows.ids[np.maximum(rows, 0)], -1)
+    out_scores[:, :width] = np.where(kept, np.take_along_axis(candidate_scores, order, axis=1), -np.inf)
     return out_ids, out_scores
 
 
@@ -88,7 +119,7 @@ class ExactIndex:
         started = time.perf_counter()
         self.embeddings, self.ids = _check_corpus(embeddings, ids)
         self.query_chunk, self.item_block = query_chunk, item_block
-        self._id_order = np.argsort(self.ids, kind="stable")
+        self.id_rows = IdRows(self.ids)
         self.build_seconds = time.perf_counter() - started
         self.fallback_reason = None
 
@@ -97,10 +128,7 @@ class ExactIndex:
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Corpus rows of ``ids`` (-1 for an id not in the corpus)."""
-        ids = np.asarray(ids, np.int64)
-        positions = np.clip(np.searchsorted(self.ids, ids, sorter=self._id_order), 0, len(self.ids) - 1)
-        rows = self._id_order[positions]
-        return np.where(self.ids[rows] == ids, rows, -1)
+        return self.id_rows.rows_of(ids)
 
     def _excluded_pairs(self, exclude, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
         """(query offsets, corpus rows) of every excluded id of queries ``start .. start + count``."""
@@ -108,7 +136,7 @@ class ExactIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         lists = [np.asarray(exclude[q], np.int64).reshape(-1) for q in range(start, start + count)]
         offsets = np.repeat(np.arange(count), [len(x) for x in lists])
-        rows = self.rows_of(np.concatenate(lists)) if offsets.size else np.zeros(0, np.int64)
+        rows = self.id_rows.rows_of(np.concatenate(lists)) if offsets.size else np.zeros(0, np.int64)
         known = rows >= 0
         return offsets[known], rows[known]
 
@@ -186,6 +214,7 @@ class ScannIndex:
         self._exact = None
         self._searcher, self._depth = None, 0
         self.build_seconds = 0.0
+        self.id_rows = IdRows(self.ids)
         if len(self.ids) < self.config.min_corpus_size:
             self.fallback_reason = (f"corpus of {len(self.ids)} items is below min_corpus_size="
                                     f"{self.config.min_corpus_size}: exact search used instead of ScaNN")
@@ -243,7 +272,7 @@ class ScannIndex:
             # When the probed leaves hold fewer than ``depth`` items, ScaNN pads with row 0 and a NaN score.
             rows = np.where(np.isfinite(scores), rows, -1)
             sub_exclude = None if exclude is None else [exclude[q] for q in group]
-            out_ids[group], out_scores[group] = _finish(rows, scores, self.ids, k, sub_exclude)
+            out_ids[group], out_scores[group] = _finish(rows, scores, self.id_rows, k, sub_exclude)
         return out_ids, out_scores
 
 

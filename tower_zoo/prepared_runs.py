@@ -1,0 +1,175 @@
+"""Runs on prepared data: ``tower-zoo train --data SCHEMA_OR_PREPARED_DIR --model NAME --out RUN``.
+
+``--data`` names a schema file, a built-in dataset (``movielens-100k``, ...) or a directory written by
+``tower-zoo prepare``. A schema is prepared first into ``RUN/prepared`` (reused on a resumed run while its
+sources are unchanged). Training streams the train shards (``ShardExampleSource``); the item corpus is the
+only table held in memory; the global sampler and logQ use the prepare pass's item counts. Evaluation
+streams too: retrieval models rank the whole corpus for the test users chunk by chunk (exact blocks and
+ScaNN, seen items excluded), with the most-popular baseline beside them; pre-ranking models score the
+test exposures chunk by chunk (AUC, GAUC, logloss computed exactly).
+
+The split is the schema's (leave-last-out, time or random); every training row of a retrieval run is a
+positive interaction, and pre-ranking runs train on the schema's first label.
+
+run.json records the prepared directory, the schema's split and a fingerprint of the prepared data (its
+manifest: source files, row counts, output checksums); the feature spec (vocabularies of up to millions
+of ids) stays in the prepared directory, and run.json keeps its SHA-256.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from tower_zoo.data.builtin import resolve_schema
+from tower_zoo.data.keys import LABEL
+from tower_zoo.data.manifest import MANIFEST_FILE
+from tower_zoo.data.prepare import PrepareOptions, prepare
+from tower_zoo.data.prepared import PreparedDataset
+from tower_zoo.evaluation import RetrievalEvaluator
+from tower_zoo.evaluation.preranking import PreRankingEvaluator
+from tower_zoo.fileio import write_json_atomic
+from tower_zoo.registry import create_model, model_kind
+from tower_zoo.run_record import RUN_FILE, check_data, read_run, run_lock
+from tower_zoo.runs import (CHECKPOINT_SUBDIR, DEFAULT_KS, _settings, _start_record, fit_and_record, is_ranking,
+                            metrics_table, record_metrics, report_rows, summary_columns)
+from tower_zoo.training.checkpoints import restore_latest_weights
+from tower_zoo.training.config import make_trainer_config
+
+PREPARED_SUBDIR = "prepared"
+DATASET_NAME = "prepared"
+
+
+def is_prepared_dir(path: str) -> bool:
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST_FILE))
+
+
+def open_data(data: str, out_dir: str, data_dir: str | None = None, memory_budget_mb: int = 1024,
+              verbose: bool = True) -> PreparedDataset:
+    """The prepared dataset ``data`` names: a prepared directory as is; a schema (file or built-in name)
+    prepared into ``out_dir/prepared`` first, or that directory again when its sources are unchanged."""
+    if is_prepared_dir(data):
+        return PreparedDataset.open(data)
+    schema = resolve_schema(data, data_dir)
+    target = os.path.join(out_dir, PREPARED_SUBDIR)
+    if is_prepared_dir(target):
+        existing = PreparedDataset.open(target)
+        if not existing.stale_sources() and existing.schema.raw == schema.raw:
+            return existing
+    prepare(schema, target, PrepareOptions(memory_budget_mb=memory_budget_mb), overwrite=True, verbose=verbose)
+    return PreparedDataset.open(target)
+
+
+def prepared_fingerprint(prepared: PreparedDataset) -> dict[str, Any]:
+    """Row counts per part and a SHA-256 of the prepared manifest (sources, counts, output checksums)."""
+    with open(os.path.join(prepared.path, MANIFEST_FILE), "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    return {"rows": {part: prepared.num_rows(part) for part in prepared.parts}, "sha256": digest}
+
+
+def spec_record(prepared: PreparedDataset) -> dict[str, Any]:
+    """What run.json keeps of the feature spec: where it is and its SHA-256."""
+    spec_json = json.dumps(prepared.feature_spec.to_dict(), sort_keys=True, default=str)
+    return {"path": os.path.join(prepared.path, "feature_spec.json"),
+            "sha256": hashlib.sha256(spec_json.encode()).hexdigest()}
+
+
+class PopularityTowers:
+    """The most-popular baseline as towers: every user [1], every corpus row [log(1 + train count)]."""
+
+    def __init__(self, prepared: PreparedDataset):
+        self.feature_spec = prepared.feature_spec
+        self.log_counts = np.log1p(prepared.item_counts().astype(np.float32))
+
+    def user_embedding(self, features, training=False):
+        return np.ones((len(features[self.feature_spec.user_id_feature]), 1), np.float32)
+
+    def item_embedding(self, features, training=False):
+        return self.log_counts[np.asarray(features[self.feature_spec.item_id_feature])][:, None]
+
+
+def evaluate_prepared(model_name: str, model, prepared: PreparedDataset, ks: Sequence[int] = DEFAULT_KS,
+                      use_scann: bool = True, chunk_size: int = 4_096) -> dict[str, Any]:
+    """Streaming evaluation of ``model`` on the test part: ``{"reports": {name: report}, "table": Markdown}``."""
+    if is_ranking(model_name):
+        report = PreRankingEvaluator().evaluate_chunks(model, prepared.exposure_chunks("test", chunk_size))
+        return {"reports": {"model": report}, "table": report.to_markdown()}
+    items, ids = prepared.item_corpus()
+    counts = prepared.item_counts()[np.asarray(items[prepared.feature_spec.item_id_feature])].astype(np.float64)
+    ks = tuple(sorted(set(ks)))
+    reports = {"model": RetrievalEvaluator(ks=ks, use_scann=use_scann).evaluate_chunks(
+                   model, prepared.query_chunks("test", chunk_size), items, ids, item_popularity=counts),
+               "popularity": RetrievalEvaluator(ks=ks, use_scann=False).evaluate_chunks(
+                   PopularityTowers(prepared), prepared.query_chunks("test", chunk_size), items, ids,
+                   item_popularity=counts)}
+    table = metrics_table(report_rows(model_name, reports), summary_columns(ks))
+    return {"reports": reports, "table": f"{table}\n\n{reports['model'].to_markdown()}"}
+
+
+def _check_against_data(model_name: str, prepared: PreparedDataset, trainer_config, ks: Sequence[int] | None) -> None:
+    """ValueError naming the flag and value for what this prepared data cannot satisfy, before any training."""
+    rows, corpus = prepared.num_rows("train"), prepared.feature_spec.item_id.vocab_size - 2
+    if trainer_config.batch_size > rows:
+        raise ValueError(f"--batch_size {trainer_config.batch_size} exceeds the {rows} training rows of {prepared.path}")
+    if not is_ranking(model_name) and ks and max(ks) > corpus:
+        raise ValueError(f"--ks {max(ks)} exceeds the {corpus} items of {prepared.path}")
+    if is_ranking(model_name) and LABEL not in prepared.example_source("train").keys:
+        raise ValueError(f"model {model_name!r} is {model_kind(model_name)} and trains on exposure labels, but "
+                         f"{prepared.path} has none: add labels: to the schema")
+
+
+def train_prepared_run(out_dir: str, model_name: str, data: str, data_dir: str | None = None,
+                       model_overrides: Mapping[str, Any] | None = None,
+                       trainer_overrides: Mapping[str, Any] | None = None, verbose: bool = True,
+                       ks: Sequence[int] | None = None, allow_setting_change: bool = False,
+                       allow_data_change: bool = False, memory_budget_mb: int = 1024):
+    """Trains ``model_name`` on prepared data into ``out_dir`` (locked), or resumes the run there (same rules
+    as ``tower_zoo.runs.train_run``). Returns (model, prepared dataset, the run's full history)."""
+    ranking = is_ranking(model_name)
+    trainer_options = {**({"task": "ranking"} if ranking else {}), **dict(trainer_overrides or {}),
+                       "checkpoint_dir": os.path.join(out_dir, CHECKPOINT_SUBDIR),
+                       "allow_setting_changes": allow_setting_change}
+    trainer_config = make_trainer_config(trainer_options)
+    model_overrides = dict(model_overrides or {})
+    with run_lock(out_dir):
+        prepared = open_data(data, out_dir, data_dir, memory_budget_mb, verbose)
+        settings = _settings(model_name, DATASET_NAME, None, model_overrides, trainer_config, {})
+        split = dataclasses.asdict(prepared.schema.split)
+        settings.update(data=os.path.abspath(prepared.path), split={**split, "method": f"prepared:{split['method']}"})
+        record = _start_record(out_dir, settings, prepared_fingerprint(prepared), spec_record(prepared),
+                               f"prepared:{prepared.path}", allow_setting_change, allow_data_change)
+        _check_against_data(model_name, prepared, trainer_config, ks)
+        model = create_model(model_name, prepared.feature_spec, **model_overrides)
+        write_json_atomic(os.path.join(out_dir, RUN_FILE), {**record, "status": "training"})
+        if verbose:
+            print(f"{prepared.describe()}\ntraining {model_name} on {prepared.num_rows('train'):,} rows", flush=True)
+        item_table, _ = prepared.item_corpus()
+        record = fit_and_record(out_dir, record, model, trainer_options, prepared.example_source("train"), verbose,
+                                item_table=item_table)
+    return model, prepared, record["history"]
+
+
+def load_prepared_run(run_dir: str, record: Mapping[str, Any] | None = None, allow_data_change: bool = False):
+    """Restores a run trained on prepared data: (model, prepared dataset, record, data warning or None)."""
+    record = record if record is not None else read_run(run_dir)
+    prepared = PreparedDataset.open(record["data"])
+    warning = check_data(record, prepared_fingerprint(prepared), run_dir, allow_data_change)
+    if spec_record(prepared)["sha256"] != record["feature_spec"].get("sha256"):
+        raise ValueError(f"{prepared.path} now holds a different feature spec than run {run_dir!r} was trained with")
+    model = create_model(record["model"], prepared.feature_spec, **record["model_overrides"])
+    model.build_weights()
+    restore_latest_weights(model, os.path.join(run_dir, CHECKPOINT_SUBDIR))
+    return model, prepared, record, warning
+
+
+def evaluate_prepared_run(run_dir: str, model_name: str, model, prepared: PreparedDataset,
+                          ks: Sequence[int] = DEFAULT_KS, use_scann: bool = True,
+                          warning: str | None = None) -> dict[str, Any]:
+    """``evaluate_prepared`` recorded into the run's metrics.json (with the prepared data's fingerprint)."""
+    return record_metrics(run_dir, evaluate_prepared(model_name, model, prepared, ks, use_scann),
+                          prepared_fingerprint(prepared), warning)
