@@ -106,9 +106,6 @@ class TrainerConfig:
                 or not 1 <= band[0] <= band[1]):
             raise ValueError(f"trainer hard_rank_range must be two integers 1 <= low <= high, got {band!r}")
         self.hard_rank_range = (int(band[0]), int(band[1]))
-        if self.hard_negatives > self.band_width:
-            raise ValueError(f"trainer hard_negatives={self.hard_negatives} exceeds the rank band "
-                             f"{self.hard_rank_range} of {self.band_width} items")
 
     @property
     def band_width(self) -> int:
