@@ -133,3 +133,24 @@ def test_build_interaction_data_rejects_nan_feature_values():
     users.loc[1, "gender"] = None
     with pytest.raises(ValueError, match="user feature column 'gender' has a missing/NaN value at row 1"):
         build_interaction_data("x", data.ratings, users, data.items)
+
+
+def test_pooled_sequence_embedding_equals_masked_mean_and_its_gradient_is_distinct_rows():
+    import tensorflow as tf
+
+    from tower_zoo.features import MaskedMeanPooling, PooledSequenceEmbedding
+
+    ids = tf.constant([[3, 5, 3, 0], [0, 0, 0, 0], [7, 2, 0, 0]])
+    pooled = PooledSequenceEmbedding(10, 4)
+    with tf.GradientTape() as tape:
+        got = pooled(ids)
+        loss = tf.reduce_sum(got * tf.constant([[1.0], [2.0], [3.0]]))
+    table = pooled.embedding.embeddings
+    vectors = tf.gather(table, ids) * tf.cast(ids != 0, tf.float32)[..., None]
+    np.testing.assert_allclose(got.numpy(), MaskedMeanPooling()(vectors, ids != 0).numpy(), rtol=1e-6)
+    assert np.all(got.numpy()[1] == 0.0)                                    # padding only -> zeros
+    gradient = tape.gradient(loss, table)
+    assert sorted(gradient.indices.numpy().tolist()) == [2, 3, 5, 7]         # each distinct id once
+    by_row = dict(zip(gradient.indices.numpy().tolist(), gradient.values.numpy()[:, 0].tolist()))
+    # row 0: mean of [3, 5, 3] weighted 1 -> id 3 gets 2/3, id 5 1/3; row 2 weighted 3: ids 7, 2 get 3/2 each
+    assert by_row == pytest.approx({3: 2 / 3, 5: 1 / 3, 7: 1.5, 2: 1.5})

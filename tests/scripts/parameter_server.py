@@ -19,7 +19,7 @@ with strategy.scope():
     model = tower_zoo.create_model("dssm", split.data.feature_spec)
 history = Trainer(model, epochs=3, batch_size=512, seed=3, strategy=strategy).fit(split.examples("train"),
                                                                                   verbose=False)
-table = model.user_tower.fields.field_layers["user_id"].embeddings
+table = model.user_tower.fields.categorical_table.embeddings  # user id, age, gender, occupation, zip rows
 reports = evaluate_split(model, split, ks=(50,), use_scann=False)
 print(json.dumps({"loss": [h["loss"] for h in history],
                   "table_type": type(table).__name__,

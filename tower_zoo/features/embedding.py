@@ -49,6 +49,42 @@ class SequenceEmbedding(tf.keras.layers.Layer):
         return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim}
 
 
+class PooledSequenceEmbedding(tf.keras.layers.Layer):
+    """The mean embedding of a padded id sequence's non-padding ids. Input int [B, L]; output [B, D]; a row
+    of padding only gives zeros.
+
+    Each distinct id of the batch is looked up once and the mean is one sparse segment reduction, so the
+    table's gradient is an ``IndexedSlices`` over the batch's distinct rows (not B · L duplicated rows, which
+    the optimizer would first have to sum: with histories of 50 that sum cost more than the whole forward
+    pass). Same values as ``SequenceEmbedding`` + ``MaskedMeanPooling``.
+    """
+
+    def __init__(self, vocab_size: int, dim: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.dim = dim
+        self.embedding = tf.keras.layers.Embedding(vocab_size, dim, name="table")
+
+    def build(self, input_shape) -> None:
+        self.embedding.build(tf.TensorShape([None]))
+        super().build(input_shape)
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        ids = tf.convert_to_tensor(ids)
+        positions = tf.where(tf.not_equal(ids, 0))  # [N, 2], row-major: segment ids come sorted
+        distinct, position = tf.unique(tf.gather_nd(ids, positions))
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # Replicas sum sparse gradients with collectives that need one shape on every replica: pad the
+            # distinct ids to the fixed B · L with the padding id (those rows get zero gradient).
+            distinct = tf.pad(distinct, [[0, tf.size(ids) - tf.size(distinct)]])
+        return tf.sparse.segment_mean(self.embedding(distinct), position, tf.cast(positions[:, 0], tf.int32),
+                                      num_segments=tf.shape(ids)[0])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim}
+
+
 class NumericEmbedding(tf.keras.layers.Layer):
     """A standardized scalar times a learned vector plus a bias vector. Input [B]; output [B, D]."""
 
@@ -74,8 +110,12 @@ class FieldEmbedding(tf.keras.layers.Layer):
 
     ``call(features)`` takes ``{name: encoded array}`` (extra keys are ignored: the other side's
     features may be in the same dict) and returns ``[B, F, D]``, fields in spec order:
-    categorical and bucketized numerics by lookup, plain numerics by ``NumericEmbedding``,
-    sequences by ``SequenceEmbedding`` + ``MaskedMeanPooling``.
+
+    * categorical features and bucketized numerics share one fused table (``categorical_table``), each
+      feature owning its own block of rows: one lookup per batch instead of one per feature, and one
+      sparse update for the optimizer (the model is the same as with a table per feature);
+    * plain numerics by ``NumericEmbedding``;
+    * sequences by ``PooledSequenceEmbedding`` (the mean over their non-padding ids).
 
     Args:
       feature_spec: the dataset's FeatureSpec (a dict from ``FeatureSpec.to_dict`` also works).
@@ -100,35 +140,49 @@ class FieldEmbedding(tf.keras.layers.Layer):
         if not names:
             raise ValueError(f"FieldEmbedding({side!r}) has no features")
         self.feature_names = tuple(names)
-        self.pooling = MaskedMeanPooling(name="mean_pool")
         self.field_layers = {}
+        self.categorical_names, offsets, rows = [], [], 0
         for name in self.feature_names:
             feature = feature_spec.get(name)
             if isinstance(feature, SequenceFeature):
-                layer = SequenceEmbedding(feature.vocab_size, dim, name=f"{name}_embedding")
+                self.field_layers[name] = PooledSequenceEmbedding(feature.vocab_size, dim, name=f"{name}_embedding")
             elif isinstance(feature, NumericFeature) and not feature.bucketized:
-                layer = NumericEmbedding(dim, name=f"{name}_embedding")
+                self.field_layers[name] = NumericEmbedding(dim, name=f"{name}_embedding")
             else:
-                layer = tf.keras.layers.Embedding(feature.vocab_size, dim, name=f"{name}_embedding")
-            self.field_layers[name] = layer
+                self.categorical_names.append(name)
+                offsets.append(rows)
+                rows += feature.vocab_size
+        self.categorical_offsets = tuple(offsets)
+        self.categorical_table = (tf.keras.layers.Embedding(rows, dim, name="categorical_table")
+                                  if self.categorical_names else None)
+        # Where each spec-ordered field sits in [categorical fields..., other fields...].
+        others = [n for n in self.feature_names if n not in self.categorical_names]
+        self._field_order = [(self.categorical_names + others).index(n) for n in self.feature_names]
 
     @property
     def num_fields(self) -> int:
         return len(self.feature_names)
 
-    def embed_field(self, name: str, values: tf.Tensor) -> tf.Tensor:
-        """One field: ``values`` as encoded ([B] or [B, L]) -> [B, D]."""
-        layer = self.field_layers[name]
-        if isinstance(layer, SequenceEmbedding):
-            vectors, mask = layer(values)
-            return self.pooling(vectors, mask)
-        return layer(values)
+    def categorical_rows(self, name: str, codes: tf.Tensor) -> tf.Tensor:
+        """Rows of the fused table holding feature ``name``'s ``codes`` (any shape)."""
+        offset = self.categorical_offsets[self.categorical_names.index(name)]
+        return tf.cast(codes, tf.int32) + offset
 
     def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         missing = [n for n in self.feature_names if n not in features]
         if missing:
             raise ValueError(f"{self.side} tower input lacks feature(s) {missing}; got {sorted(features)}")
-        return tf.stack([self.embed_field(n, features[n]) for n in self.feature_names], axis=1)
+        parts = []
+        if self.categorical_table is not None:
+            rows = tf.stack([self.categorical_rows(n, features[n]) for n in self.categorical_names], axis=1)
+            parts.append(self.categorical_table(rows))  # [B, F_categorical, D]
+        others = [self.field_layers[n](features[n]) for n in self.feature_names if n in self.field_layers]
+        if others:
+            parts.append(tf.stack(others, axis=1))
+        fields = parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
+        if self._field_order != list(range(self.num_fields)):
+            fields = tf.gather(fields, self._field_order, axis=1)
+        return fields
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "feature_spec": self.feature_spec.to_dict(), "side": self.side,

@@ -36,9 +36,10 @@ class CandidateColumns:
     """Columns one source adds for B rows.
 
     similarities: float [B, C] raw similarities (before the temperature).
-    log_q: float [B, C] log of each column's expected count under its source.
-    codes: int [B, C] item codes (accidental hits are found by code).
-    usable: bool [B, C] or None: False where a column must not serve as a negative for the row.
+    log_q: float [B, C], or [1, C] when shared by every row: log of each column's expected count under its
+      source.
+    codes: int [B, C] or [1, C]: item codes (accidental hits are found by code).
+    usable: bool [B, C] or [1, C] or None (all usable): False where a column must not serve as a negative.
     positive_columns: int [B] or None: the column of each row's positive, for a source that holds them.
     """
 
@@ -60,11 +61,6 @@ class Scorer:
     embed_items: Callable[[Mapping[str, tf.Tensor]], tf.Tensor]
     similarity: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
     paired_similarity: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
-
-
-def _tile_rows(values: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
-    """[C] shared by every row -> [rows, C]."""
-    return tf.tile(values[tf.newaxis, :], tf.stack([rows, 1]))
 
 
 def gather_item_rows(table: Mapping[str, tf.Tensor], rows: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -107,9 +103,9 @@ class InBatchCandidates(tf.keras.layers.Layer):
         usable = None
         if KEEP in batch:
             kept, _ = all_gather_rows(batch[KEEP])
-            usable = _tile_rows(kept > 0.5, rows)
-        return CandidateColumns(scorer.similarity(queries, all_items), _tile_rows(log_q, rows),
-                                _tile_rows(all_codes, rows), usable, offset + tf.range(rows))
+            usable = (kept > 0.5)[tf.newaxis, :]
+        return CandidateColumns(scorer.similarity(queries, all_items), log_q[tf.newaxis, :],
+                                all_codes[tf.newaxis, :], usable, offset + tf.range(rows))
 
 
 class SampledCandidates(tf.keras.layers.Layer):
@@ -139,12 +135,11 @@ class SampledCandidates(tf.keras.layers.Layer):
         return tf.gather(self.code_log_q, codes)
 
     def columns(self, scorer: Scorer, queries: tf.Tensor, step: tf.Tensor, item_id_feature: str) -> CandidateColumns:
-        rows = tf.shape(queries)[0]
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
         sampled_rows, log_q = self.sampler.sample(self.num_samples, seed)
         sampled = gather_item_rows(self.item_table, sampled_rows)
         similarities = scorer.similarity(queries, scorer.embed_items(sampled))
-        return CandidateColumns(similarities, _tile_rows(log_q, rows), _tile_rows(sampled[item_id_feature], rows))
+        return CandidateColumns(similarities, log_q[tf.newaxis, :], sampled[item_id_feature][tf.newaxis, :])
 
 
 class HardNegativeCandidates(tf.keras.layers.Layer):

@@ -42,14 +42,12 @@ def valid_negative_mask(positive_ids: tf.Tensor, candidate_ids: tf.Tensor, posit
     """[B, C] bool: True where a column is a usable negative for the row.
 
     The positive's own column is never a negative; with ``remove_accidental_hits``, neither is any
-    other column holding the positive's item. ``candidate_ids`` is [C] or [B, C].
+    other column holding the positive's item (which covers the own column: it holds that item).
+    ``candidate_ids`` is [C], [1, C] (shared) or [B, C].
     """
-    own_column = tf.one_hot(positive_columns, num_columns, on_value=True, off_value=False)
-    mask = tf.logical_not(own_column)
     if remove_accidental_hits:
-        same_item = tf.equal(positive_ids[:, tf.newaxis], _per_row(candidate_ids))
-        mask = tf.logical_and(mask, tf.logical_not(same_item))
-    return mask
+        return tf.not_equal(positive_ids[:, tf.newaxis], _per_row(candidate_ids))
+    return tf.logical_not(tf.one_hot(positive_columns, num_columns, on_value=True, off_value=False))
 
 
 def _weighted_mean(per_query: tf.Tensor, sample_weight: tf.Tensor | None) -> tf.Tensor:

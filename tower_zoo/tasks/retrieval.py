@@ -34,6 +34,19 @@ from tower_zoo.tasks.losses import CandidateLoss, valid_negative_mask
 LOGQ_MODES = ("per_source", "shared")
 
 
+def _concat_columns(parts: list[tf.Tensor], rows: tf.Tensor | None) -> tf.Tensor:
+    """Concatenates [1, C_i] (shared by every row) and [B, C_i] (per row) column blocks along columns: [1, C]
+    when every block is shared, else [B, C] (shared blocks broadcast to ``rows``, or to the per-row blocks'
+    row count when ``rows`` is None)."""
+    if len(parts) == 1:
+        return parts[0]
+    if all(p.shape[0] == 1 for p in parts):
+        return tf.concat(parts, axis=1)
+    if rows is None:
+        rows = next(tf.shape(p)[0] for p in parts if p.shape[0] != 1)
+    return tf.concat([tf.broadcast_to(p, tf.stack([rows, tf.shape(p)[1]])) for p in parts], axis=1)
+
+
 def row_weights(batch: Mapping[str, tf.Tensor]) -> tf.Tensor | None:
     """Per-row weight [B]: ``SAMPLE_WEIGHT`` times ``KEEP`` (down-sampling), or None when neither is given."""
     weights = [tf.cast(batch[k], tf.float32) for k in (SAMPLE_WEIGHT, KEEP) if k in batch]
@@ -95,14 +108,21 @@ class RetrievalTask(tf.keras.layers.Layer):
             parts.append(self.sampled.columns(scorer, queries, step, self.item_id_feature))
         if self.hard is not None:
             parts.append(self.hard.columns(scorer, queries, batch, self.item_id_feature))
-        usable = [p.usable if p.usable is not None else tf.ones_like(p.codes, tf.bool) for p in parts]
-        codes_matrix = tf.concat([p.codes for p in parts], axis=1)
+        return CandidateColumns(tf.concat([p.similarities for p in parts], axis=1), self._log_q(parts),
+                                _concat_columns([p.codes for p in parts], rows), self._usable(parts, rows),
+                                positive_columns)
+
+    def _log_q(self, parts: list[CandidateColumns]) -> tf.Tensor:
         if self.logq_mode == "shared":
-            log_q = tf.gather(self.unigram_log_rate, codes_matrix)
-        else:
-            log_q = tf.concat([p.log_q for p in parts], axis=1)
-        return CandidateColumns(tf.concat([p.similarities for p in parts], axis=1), log_q, codes_matrix,
-                                tf.concat(usable, axis=1), positive_columns)
+            return tf.gather(self.unigram_log_rate, _concat_columns([p.codes for p in parts], None))
+        return _concat_columns([p.log_q for p in parts], None)
+
+    @staticmethod
+    def _usable(parts: list[CandidateColumns], rows: tf.Tensor) -> tf.Tensor | None:
+        if all(p.usable is None for p in parts):
+            return None
+        return _concat_columns([p.usable if p.usable is not None else tf.ones_like(p.codes, tf.bool) for p in parts],
+                               rows)
 
     def head_loss(self, scorer: Scorer, queries: tf.Tensor, positives: tf.Tensor, batch: Mapping[str, tf.Tensor],
                   temperature: tf.Tensor, step: tf.Tensor, weights: tf.Tensor | None) -> tf.Tensor:
@@ -110,7 +130,8 @@ class RetrievalTask(tf.keras.layers.Layer):
         columns = self.candidate_columns(scorer, queries, positives, batch, step)
         negatives = valid_negative_mask(batch[self.item_id_feature], columns.codes, columns.positive_columns,
                                         tf.shape(columns.similarities)[1], self.remove_accidental_hits)
-        negatives = tf.logical_and(negatives, columns.usable)
+        if columns.usable is not None:
+            negatives = tf.logical_and(negatives, columns.usable)
         return self.candidate_loss(columns.similarities, columns.positive_columns, negatives, temperature,
                                    columns.log_q if self.logq_correction else None, weights)
 
