@@ -107,7 +107,11 @@ def training_inputs(model, split: RetrievalSplit, trainer_config, hard_negatives
     item_table, _ = split.candidates()
     inputs: dict[str, Any] = {"item_table": item_table}
     if trainer_config.resolved_task(model) == "ranking":
-        return {**inputs, "labels": split.labels("train")[RANKING_LABEL]}
+        labels = split.labels("train")
+        inputs["labels"] = labels[RANKING_LABEL]
+        if getattr(model, "objective_names", None):  # one head per objective (three_tower): like, love
+            inputs["objective_labels"] = {name: labels[name] for name in model.objective_names}
+        return inputs
     if trainer_config.hard_negatives:
         if not hard_negatives_from:
             raise ValueError("hard_negatives > 0 needs a previous run to mine them from (--hard_negatives_from DIR)")

@@ -82,10 +82,16 @@ class ArrayExampleSource(ExampleSource):
 
     Each epoch draws a permutation of the rows from (seed, epoch), marks down-sampled rows, and
     gathers batches of rows from the arrays: vectorized, no per-row work in the pipeline.
+
+    With ``group_size`` n, rows come in lists of n consecutive rows (a request's candidates): the epoch
+    permutes whole lists and a batch holds batch_size / n complete lists, in order (list-wise losses).
     """
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], feature_spec: FeatureSpec):
+    def __init__(self, arrays: Mapping[str, np.ndarray], feature_spec: FeatureSpec, group_size: int = 1):
         self._size = num_rows(arrays)
+        if group_size < 1 or self._size % group_size:
+            raise ValueError(f"group_size must be >= 1 and divide the {self._size} rows, got {group_size}")
+        self.group_size = int(group_size)
         missing = sorted(set(feature_spec.names) - set(arrays))
         if missing:
             raise ValueError(f"training examples lack feature(s) {missing}; got {sorted(arrays)}")
@@ -118,17 +124,19 @@ class ArrayExampleSource(ExampleSource):
         return np.bincount(codes, minlength=self.feature_spec.item_id.vocab_size)
 
     def dataset(self, batch_size, seed, epoch, keep_probability=None, shuffle=True, drop_remainder=False):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        size = self._size
+        if batch_size < 1 or batch_size % self.group_size:
+            raise ValueError(f"batch_size must be a positive multiple of the group size {self.group_size}, "
+                             f"got {batch_size}")
+        size, group = self._size, self.group_size
         tensors = {k: tf.constant(v) for k, v in self._arrays.items()}
         item_codes = tensors[self.feature_spec.item_id_feature]
         keep = None if keep_probability is None else tf.constant(np.asarray(keep_probability, np.float32))
 
         def epoch_rows(epoch_value):
-            rows = tf.range(size, dtype=tf.int64)
+            lists = tf.range(size // group, dtype=tf.int64)
             if shuffle:
-                rows = tf.random.experimental.stateless_shuffle(rows, epoch_seed(seed, epoch_value, SHUFFLE_STREAM))
+                lists = tf.random.experimental.stateless_shuffle(lists, epoch_seed(seed, epoch_value, SHUFFLE_STREAM))
+            rows = tf.reshape(lists[:, tf.newaxis] * group + tf.range(group, dtype=tf.int64), [-1])
             columns = {"rows": rows}
             if keep is not None:
                 draws = tf.random.stateless_uniform([size], epoch_seed(seed, epoch_value, DOWNSAMPLE_STREAM))

@@ -1,6 +1,7 @@
 """Built-in models; importing this package registers them by name."""
 
 from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel
+from tower_zoo.models.cold import Cold, ColdConfig
 from tower_zoo.models.dat import DATConfig, DualAugmentedTwoTower
 from tower_zoo.models.dssm import DSSM, DSSMConfig
 from tower_zoo.models.hit import HierarchicalInteractionTwoTower, HITConfig
@@ -11,7 +12,8 @@ from tower_zoo.models.poly_encoder import PolyEncoder, PolyEncoderConfig
 from tower_zoo.models.rq_target_attention import (RQTargetAttention, RQTargetAttentionConfig,
                                                   TargetAttentionConfig, TargetAttentionTeacher)
 from tower_zoo.models.multi_objective import MultiObjectiveConfig, MultiObjectiveModel
+from tower_zoo.models.three_tower import ThreeTower, ThreeTowerConfig
 
-__all__ = ["TwoTowerConfig", "TwoTowerModel", "DATConfig", "DualAugmentedTwoTower", "DSSM", "DSSMConfig", "HierarchicalInteractionTwoTower", "HITConfig", "IntTower", "IntTowerConfig", "LogisticRegression", "LogisticRegressionConfig", "MatrixFactorization", "MFConfig",
+__all__ = ["Cold", "ColdConfig", "ThreeTower", "ThreeTowerConfig", "TwoTowerConfig", "TwoTowerModel", "DATConfig", "DualAugmentedTwoTower", "DSSM", "DSSMConfig", "HierarchicalInteractionTwoTower", "HITConfig", "IntTower", "IntTowerConfig", "LogisticRegression", "LogisticRegressionConfig", "MatrixFactorization", "MFConfig",
            "MultiObjectiveConfig", "MultiObjectiveModel", "PolyEncoder", "PolyEncoderConfig",
            "RQTargetAttention", "RQTargetAttentionConfig", "TargetAttentionConfig", "TargetAttentionTeacher"]

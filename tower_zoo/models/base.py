@@ -175,7 +175,8 @@ class TwoTowerModel(tf.keras.Model):
             terms = self._task_terms(batch, training=True)
             # Replica gradients are summed: scale so the update is that of the global mean loss.
             scaled = terms["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
-        variables = self.trainable_variables
+        # The task's own weights (e.g. ARF's learned loss weights) train with the model's.
+        variables = self.trainable_variables + list(getattr(self.task, "trainable_variables", []))
         gradients = tape.gradient(scaled, variables)
         # Variables a loss does not reach (the score bias under a softmax) get None: skip them.
         self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])

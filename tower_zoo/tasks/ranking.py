@@ -1,7 +1,9 @@
 """The ranking task: pointwise training on exposures, for pre-ranking models.
 
 Each row of a batch is one exposure (a user shown an item) with a 0/1 label (``batch[LABEL]``). The
-loss is the (weighted) mean binary cross-entropy of the model's row-aligned logit, plus, when the batch
+loss is the (weighted) mean binary cross-entropy of the model's row-aligned logit — or, for a model with one
+head per objective (``objective_names`` and ``objective_logits``), the sum over objectives of each head's BCE
+on its own labels (``batch[objective_label(name)]``) — plus, when the batch
 carries a ranker's logits (``batch[TEACHER_LOGIT]``), ``distill_weight`` times a distillation loss, plus
 the model's own auxiliary terms (which see the labels, e.g. IntTower's CIR on clicked rows).
 """
@@ -12,7 +14,7 @@ from typing import Mapping
 
 import tensorflow as tf
 
-from tower_zoo.data.keys import LABEL, TEACHER_LOGIT, features_only
+from tower_zoo.data.keys import LABEL, TEACHER_LOGIT, features_only, objective_label
 from tower_zoo.tasks.retrieval import row_weights
 
 
@@ -51,8 +53,15 @@ class RankingTask(tf.keras.layers.Layer):
         towers = model(features, training=training)
         logits = model.pair_logits(towers["user"], towers["item"])
         labels = tf.cast(batch[LABEL], logits.dtype)
-        loss = weighted_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits),
-                             row_weights(batch))
+        weights = row_weights(batch)
+        objectives = getattr(model, "objective_names", None) if hasattr(model, "objective_logits") else None
+        if objectives:
+            heads = model.objective_logits(towers["user"], towers["item"])  # [B, K]
+            loss = tf.add_n([weighted_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=tf.cast(batch[objective_label(name)], heads.dtype), logits=heads[:, k]), weights)
+                for k, name in enumerate(objectives)])
+        else:
+            loss = weighted_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits), weights)
         if TEACHER_LOGIT in batch:
             loss += self.distill_weight * distillation_loss(logits, batch[TEACHER_LOGIT])
         auxiliary = model.auxiliary_loss(towers["user"], towers["item"], {**features, LABEL: labels},

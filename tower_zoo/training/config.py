@@ -17,7 +17,8 @@ from tower_zoo.tasks.losses import LOSSES
 from tower_zoo.training.optimizers import OPTIMIZERS
 
 NEGATIVE_SOURCES = ("in_batch", "global", "mixed")
-TASKS = ("auto", "retrieval", "ranking")
+TASKS = ("auto", "retrieval", "ranking", "rankflow", "arf")
+LIST_TASKS = ("rankflow", "arf")
 # Options that do not change what training computes: they may differ when a run is resumed.
 RESUMABLE_OPTIONS = ("epochs", "checkpoint_dir", "max_checkpoints", "tensorboard_dir", "steps_per_execution",
                      "allow_setting_changes")
@@ -28,7 +29,13 @@ class TrainerConfig:
     """Training hyper-parameters (all overridable as ``Trainer(model, **overrides)``).
 
     task: "retrieval" (positive pairs against candidates), "ranking" (pointwise BCE on exposure labels),
-      or "auto": ranking for pre-ranking and baseline models, retrieval otherwise.
+      "rankflow" / "arf" (list-wise cascade training on candidate lists of ``group_size`` rows with the
+      ranker's logits, ``tower_zoo.tasks.cascade``), or "auto": ranking for pre-ranking and baseline models,
+      retrieval otherwise.
+    group_size: rows per candidate list (list tasks); batch_size must be a multiple of it.
+    rankflow_mse_weight / rankflow_rank_weight: RankFlow's distillation and within-list rank loss weights.
+    arf_m / arf_k / arf_temperature / arf_label_weight: ARF's Recall@m@k (the pre-ranker keeps m, the ranker's
+      top k should be among them), NeuralSort's τ, and the weight of a BCE on the labels.
     optimizer: "lazy_adam" (row-sparse updates of embedding tables; ``tower_zoo.training.optimizers``),
       "adam", "adagrad" or "sgd".
     negatives / num_global_negatives / alpha / sampler_floor: candidate sources (``tower_zoo.tasks.candidates``);
@@ -60,6 +67,13 @@ class TrainerConfig:
     remove_accidental_hits: bool = True
     downsample_threshold: float = 0.0
     distill_weight: float = 1.0
+    group_size: int = 1
+    rankflow_mse_weight: float = 1.0
+    rankflow_rank_weight: float = 1.0
+    arf_m: int = 20
+    arf_k: int = 10
+    arf_temperature: float = 1.0
+    arf_label_weight: float = 0.0
     seed: int = 42
     checkpoint_dir: str | None = None
     max_checkpoints: int = 2
@@ -70,7 +84,8 @@ class TrainerConfig:
 
     def validate(self) -> None:
         """Raises ValueError naming the first bad option and its value."""
-        for key in ("epochs", "batch_size", "max_checkpoints", "num_global_negatives", "steps_per_execution"):
+        for key in ("epochs", "batch_size", "max_checkpoints", "num_global_negatives", "steps_per_execution",
+                    "group_size", "arf_m", "arf_k"):
             _check_int(key, getattr(self, key), minimum=1)
         _check_int("hard_negatives", self.hard_negatives, minimum=0)
         _check_int("seed", self.seed, minimum=0)
@@ -79,7 +94,9 @@ class TrainerConfig:
         _check_float("alpha", self.alpha, minimum=0.0, maximum=1.0)
         _check_float("sampler_floor", self.sampler_floor, minimum=0.0)
         _check_float("downsample_threshold", self.downsample_threshold, minimum=0.0, maximum=1.0)
-        _check_float("distill_weight", self.distill_weight, minimum=0.0)
+        for key in ("distill_weight", "rankflow_mse_weight", "rankflow_rank_weight", "arf_label_weight"):
+            _check_float(key, getattr(self, key), minimum=0.0)
+        _check_float("arf_temperature", self.arf_temperature, minimum=0.0, inclusive=False)
         for key, valid in (("task", TASKS), ("optimizer", OPTIMIZERS), ("loss", tuple(LOSSES)),
                            ("negatives", NEGATIVE_SOURCES), ("logq_mode", ("per_source", "shared"))):
             if getattr(self, key) not in valid:
@@ -92,9 +109,19 @@ class TrainerConfig:
         self._validate_rank_range()
         if self.negatives in ("in_batch", "mixed") and self.batch_size < 2:
             raise ValueError(f"in-batch negatives need batch_size >= 2, got {self.batch_size}")
-        if self.task == "ranking" and (self.logq_correction or self.hard_negatives or self.negatives != "in_batch"):
-            raise ValueError("task='ranking' trains pointwise on labels: negatives, hard_negatives and logQ "
-                             "do not apply")
+        if self.task in ("ranking",) + LIST_TASKS and (self.logq_correction or self.hard_negatives
+                                                        or self.negatives != "in_batch"):
+            raise ValueError(f"task={self.task!r} trains on labels: negatives, hard_negatives and logQ do not apply")
+        if self.task in LIST_TASKS:
+            if self.group_size < 2 or self.batch_size % self.group_size:
+                raise ValueError(f"task={self.task!r} trains on candidate lists: need group_size >= 2 dividing "
+                                 f"batch_size, got group_size={self.group_size}, batch_size={self.batch_size}")
+            if self.task == "arf" and not self.arf_k <= self.arf_m <= self.group_size:
+                raise ValueError(f"task='arf' needs arf_k <= arf_m <= group_size, got {self.arf_k}, {self.arf_m}, "
+                                 f"{self.group_size}")
+        elif self.group_size != 1:
+            raise ValueError(f"group_size={self.group_size} is for the list tasks (rankflow, arf), not "
+                             f"task={self.task!r}")
         if self.logq_correction and not LOSSES[self.loss].uses_log_q:
             raise ValueError(f"logQ correction is defined for the sampled softmax only, not loss={self.loss!r}; "
                              "turn it off (--nologq)")

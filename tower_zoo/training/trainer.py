@@ -42,6 +42,7 @@ import tensorflow as tf
 from tower_zoo.data.keys import HARD_NEGATIVES, LABEL, SAMPLE_WEIGHT, TEACHER_LOGIT, objective_label
 from tower_zoo.data.source import ArrayExampleSource, ExampleSource
 from tower_zoo.tasks.candidates import HardNegativeCandidates, InBatchCandidates, SampledCandidates
+from tower_zoo.tasks.cascade import ARFTask, RankFlowTask, UncertaintyWeights
 from tower_zoo.tasks.losses import make_loss
 from tower_zoo.tasks.ranking import RankingTask
 from tower_zoo.tasks.retrieval import RetrievalTask
@@ -86,11 +87,16 @@ class Trainer:
         tf.keras.utils.set_random_seed(self.config.seed)
         with self.strategy.scope():
             model.build_weights()
+            # ARF's learned loss weights live with the Trainer: one set across fits, optimized and checkpointed.
+            self.loss_weights = UncertaintyWeights(2, name="arf_loss_weights") if self.task_kind == "arf" else None
+            extra = self.loss_weights.trainable_variables if self.loss_weights is not None else []
             self.optimizer = make_optimizer(self.config.optimizer, self.config.learning_rate)
-            self.optimizer.build(model.trainable_variables)
+            self.optimizer.build(model.trainable_variables + extra)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self._data_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
         self._checkpoint = tf.train.Checkpoint(model=model, optimizer=self.optimizer, epoch=self.epoch)
+        if self.loss_weights is not None:
+            self._checkpoint.loss_weights = self.loss_weights
         self._store = None
         if self.config.checkpoint_dir:
             self._store = CheckpointStore(self.config.checkpoint_dir, model, self.config.max_checkpoints,
@@ -126,7 +132,7 @@ class Trainer:
             if given:
                 raise ValueError(f"{given} are columns of a streaming source (its schema), not fit() arguments")
             return examples
-        source = ArrayExampleSource(examples, self.model.feature_spec)
+        source = ArrayExampleSource(examples, self.model.feature_spec, self.config.group_size)
         arrays, rows = source.arrays, source.num_rows
         if sample_weight is not None:
             arrays[SAMPLE_WEIGHT] = _row_values("sample_weight", sample_weight, rows, np.float32)
@@ -137,8 +143,9 @@ class Trainer:
                                                  (self.config.hard_negatives,))
         for key, values, name in ((LABEL, labels, "labels"), (TEACHER_LOGIT, teacher_logits, "teacher_logits")):
             if values is not None:
-                if self.task_kind != "ranking":
-                    raise ValueError(f"{name} are for task='ranking'; retrieval trains on positive pairs")
+                if self.task_kind == "retrieval":
+                    raise ValueError(f"{name} are for task='ranking' (or a list task); retrieval trains on "
+                                     "positive pairs")
                 arrays[key] = _row_values(name, values, rows, np.float32)
         if LABEL in arrays and not np.all(np.isin(arrays[LABEL], (0.0, 1.0))):
             raise ValueError("labels must be 0/1")
@@ -153,14 +160,21 @@ class Trainer:
         for name in objectives or ():
             arrays[objective_label(name)] = _row_values(f"objective_labels[{name!r}]", objective_labels[name],
                                                         rows, np.float32)
-        return ArrayExampleSource(arrays, self.model.feature_spec)
+        return ArrayExampleSource(arrays, self.model.feature_spec, self.config.group_size)
 
     def _check_source(self, source: ExampleSource, item_table) -> None:
         config = self.config
         if source.num_rows < config.batch_size and config.negatives != "global":
             raise ValueError(f"batch_size {config.batch_size} exceeds the {source.num_rows} training rows")
-        if self.task_kind == "ranking" and LABEL not in source.keys:
-            raise ValueError("task='ranking' needs labels= (0/1 per exposure)")
+        if self.task_kind != "retrieval" and LABEL not in source.keys:
+            raise ValueError(f"task={self.task_kind!r} needs labels= (0/1 per row)")
+        objectives = getattr(self.model, "objective_names", None) if self.task_kind != "retrieval" else None
+        missing = [name for name in objectives or () if objective_label(name) not in source.keys]
+        if missing and hasattr(self.model, "objective_logits"):
+            raise ValueError(f"model {self.model.model_name!r} has one head per objective {list(objectives)}: "
+                             f"the examples lack labels for {missing} (objective_labels= or label columns)")
+        if self.task_kind in ("rankflow", "arf") and TEACHER_LOGIT not in source.keys:
+            raise ValueError(f"task={self.task_kind!r} needs teacher_logits= (the ranker's logit of every candidate)")
         if config.hard_negatives and HARD_NEGATIVES not in source.keys:
             raise ValueError(f"hard_negatives={config.hard_negatives} needs hard_negatives= rows "
                              "(see tower_zoo.training.hard_negatives.mine_hard_negatives)")
@@ -179,6 +193,12 @@ class Trainer:
         config = self.config
         if self.task_kind == "ranking":
             return RankingTask(config.distill_weight, name="ranking_task")
+        if self.task_kind == "rankflow":
+            return RankFlowTask(config.group_size, config.rankflow_mse_weight, config.rankflow_rank_weight,
+                                name="rankflow_task")
+        if self.task_kind == "arf":
+            return ARFTask(config.group_size, config.arf_m, config.arf_k, self.loss_weights, config.arf_temperature,
+                           config.arf_label_weight, name="arf_task")
         spec = self.model.feature_spec
         item_id = spec.item_id_feature
         counts = np.asarray(counts, np.float64)
