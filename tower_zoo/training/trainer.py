@@ -150,6 +150,8 @@ class Trainer:
         if LABEL in arrays and not np.all(np.isin(arrays[LABEL], (0.0, 1.0))):
             raise ValueError("labels must be 0/1")
         objectives = getattr(self.model, "objective_names", None)
+        if self.task_kind in ("rankflow", "arf"):  # list tasks train the primary (first) objective's logit
+            objectives = None
         if objective_labels and not objectives:
             raise ValueError(f"objective_labels given but model {self.model.model_name!r} has one objective; "
                              "fuse them with fuse_label_weights into sample_weight")
@@ -168,7 +170,7 @@ class Trainer:
             raise ValueError(f"batch_size {config.batch_size} exceeds the {source.num_rows} training rows")
         if self.task_kind != "retrieval" and LABEL not in source.keys:
             raise ValueError(f"task={self.task_kind!r} needs labels= (0/1 per row)")
-        objectives = getattr(self.model, "objective_names", None) if self.task_kind != "retrieval" else None
+        objectives = getattr(self.model, "objective_names", None) if self.task_kind == "ranking" else None
         missing = [name for name in objectives or () if objective_label(name) not in source.keys]
         if missing and hasattr(self.model, "objective_logits"):
             raise ValueError(f"model {self.model.model_name!r} has one head per objective {list(objectives)}: "
