@@ -127,6 +127,21 @@ def last_values(values: tf.Tensor, valid: tf.Tensor, max_length: int) -> tuple[t
     return tf.gather(padded, positions, batch_dims=1), kept
 
 
+def ordered_keys(values: tf.Tensor) -> tf.Tensor:
+    """float64 -> int64 keys in the same order (-0.0 and 0.0 equal), for exact comparisons: TensorFlow on CPU
+    flushes subnormal floats to zero, so comparing the floats themselves misplaces a value such as -5e-324
+    that numpy keeps below 0.0."""
+    bits = tf.bitcast(values, tf.int64)
+    magnitude = tf.bitwise.bitwise_and(bits, tf.constant(np.iinfo(np.int64).max, tf.int64))
+    return tf.where(bits < 0, -magnitude, magnitude)
+
+
+def _numpy_ordered_keys(values: np.ndarray) -> np.ndarray:
+    bits = np.asarray(values, np.float64).view(np.int64)
+    magnitude = bits & np.iinfo(np.int64).max
+    return np.where(bits < 0, -magnitude, magnitude)
+
+
 def _assert(condition: tf.Tensor, message: str, *data: tf.Tensor) -> None:
     tf.debugging.Assert(condition, [message, *data], summarize=5)
 
@@ -174,8 +189,9 @@ class RawFeatureEncoder(tf.Module):
             _assert(tf.reduce_all(finite), f"feature {feature.name!r}: non-finite value",
                     tf.boolean_mask(values, tf.logical_not(finite)))
             if feature.bucketized:
-                boundaries = tf.constant(feature.boundaries, tf.float64)
-                return tf.searchsorted(boundaries, values, side="right", out_type=tf.int32) + NUM_RESERVED
+                boundaries = tf.constant(_numpy_ordered_keys(np.asarray(feature.boundaries)), tf.int64)
+                return (tf.searchsorted(boundaries, ordered_keys(values), side="right", out_type=tf.int32)
+                        + NUM_RESERVED)
             return tf.cast((values - feature.mean) / feature.std, tf.float32)
         if isinstance(feature, SequenceFeature):
             valid = tf.not_equal(values, padding_value(feature, self.padding_id))

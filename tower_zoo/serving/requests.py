@@ -20,6 +20,11 @@ import tensorflow as tf
 from tower_zoo.data.spec import first_non_int64
 
 
+def _shown(value: Any) -> Any:
+    """A value as its user wrote it (numpy scalars as Python ones), for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _column(values: Any) -> list | np.ndarray:
     if hasattr(values, "to_numpy"):
         return values.to_numpy()
@@ -30,19 +35,20 @@ def _column(values: Any) -> list | np.ndarray:
 
 def _scalars(name: str, values, dtype: tf.DType, rows: Any = None) -> np.ndarray:
     """One flat array of ``dtype`` from ``values`` (already one level deep), or a ValueError naming them."""
-    array = np.asarray(values) if not isinstance(values, np.ndarray) else values
     where = (lambda i: f" at row {rows[i]}") if rows is not None else (lambda i: f" at row {i}")
-    if array.dtype == object:
-        nested = [i for i, v in enumerate(array) if isinstance(v, (list, tuple, np.ndarray))]
+    if not isinstance(values, np.ndarray) or values.dtype == object:
+        nested = [i for i, v in enumerate(values) if isinstance(v, (list, tuple, np.ndarray))]
         if nested:
             raise ValueError(f"feature {name!r}: expected one value per row, got a list{where(nested[0])}: "
-                             f"{array[nested[0]]!r}")
+                             f"{_shown(values[nested[0]])!r}")
+    array = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object if any(
+        isinstance(v, (str, bytes)) for v in values) else None)
     if array.ndim != 1:
         raise ValueError(f"feature {name!r}: expected one value per row (shape [rows]), got shape {array.shape}")
     if dtype == tf.string:
         bad = [i for i, v in enumerate(array) if not isinstance(v, (str, bytes))]
         if bad:
-            value = array[bad[0]]
+            value = _shown(array[bad[0]])
             raise ValueError(f"feature {name!r}: expected strings, got {value!r} ({type(value).__name__})"
                              f"{where(bad[0])}")
         return array.astype(object)
@@ -54,7 +60,7 @@ def _scalars(name: str, values, dtype: tf.DType, rows: Any = None) -> np.ndarray
     if array.dtype.kind not in "iuf":
         bad = next(i for i, v in enumerate(array) if isinstance(v, (str, bytes, bool, np.bool_)) or v is None
                    or not np.isscalar(v)) if array.dtype == object else 0
-        raise ValueError(f"feature {name!r}: expected numbers, got {array[bad]!r}{where(bad)}")
+        raise ValueError(f"feature {name!r}: expected numbers, got {_shown(array[bad])!r}{where(bad)}")
     numbers = array.astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(numbers))
     if len(bad):
@@ -69,7 +75,7 @@ def _sequence(name: str, values, dtype: tf.DType, padding) -> np.ndarray:
     lists = []
     for row, value in enumerate(values):
         if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-            raise ValueError(f"feature {name!r}: expected a list of values at row {row}, got {value!r}")
+            raise ValueError(f"feature {name!r}: expected a list of values at row {row}, got {_shown(value)!r}")
         lists.append(list(value))
     width = max([len(v) for v in lists] + [1])
     flat = [x for v in lists for x in v]
@@ -122,7 +128,7 @@ def id_matrix(lists, padding_id: int, name: str) -> np.ndarray:
 
 def _request_error(err: tf.errors.InvalidArgumentError) -> str:
     """The line of a serving graph's error that says what is wrong (an assertion or a shape check)."""
-    for line in err.message.splitlines():
+    for line in err.message.replace("\\'", "'").splitlines():
         line = line.strip()
         if line.startswith(("assertion failed:", "Shape of tensor", "cannot compute")):
             return line.replace("assertion failed: ", "")
