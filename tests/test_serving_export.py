@@ -51,7 +51,7 @@ def retrieval_export(ml100k, tmp_path_factory):
     data, items, ids, rows = ml100k
     model = randomized(tower_zoo.create_model("dssm", data.feature_spec, embedding_dim=16))
     path = tmp_path_factory.mktemp("retrieval") / "export"
-    serving.export(model, items, ids, str(path), users=rows, k=50)
+    serving.export(model, items, ids, str(path), users=rows, k=50, scann_in_savedmodel=True)
     return model, path
 
 
@@ -75,6 +75,14 @@ def test_retrieval_export_equals_the_in_memory_model_for_every_user(ml100k, retr
     np.testing.assert_array_equal(found["ids"].numpy(), want_ids)
     np.testing.assert_allclose(found["scores"].numpy(), want_scores, rtol=1e-5, atol=1e-5)
     assert not any(np.isin(found["ids"].numpy()[u], rows["exclude"][u]).any() for u in range(len(rows)))
+    scann = tf.saved_model.load(str(path / "retrieval_scann")).signatures["serving_default"]
+    approximate = scann(**{k: tf.constant(v) for k, v in inputs.items()})
+    rows_found = np.searchsorted(ids, approximate["ids"].numpy())
+    rescored = np.einsum("ud,ukd->uk", expected, item_vectors[rows_found])   # re-ordered: exact dot products
+    np.testing.assert_allclose(approximate["scores"].numpy(), rescored, atol=1e-4)   # so the query is the user's
+    exact, _ = ExactIndex(item_vectors, ids).search(expected, 50)
+    overlap = np.mean([len(np.intersect1d(a, b)) / 50 for a, b in zip(approximate["ids"].numpy(), exact)])
+    assert overlap > 0.5, overlap                   # random weights, no cluster structure: ANN's hard case
 
 
 PRE_RANKING = tower_zoo.list_models(kind="pre_ranking")

@@ -143,15 +143,17 @@ class ExactTopKModule(tf.Module):
         return {"serving_default": self.serve, "exclude": self.serve_excluding}
 
 
-class _RawQueryModel(tf.keras.Model):
-    """Raw user features -> user vectors, the query model TFRS's ScaNN layer calls."""
+class _QueryModel(tf.keras.Model):
+    """Encoded user features -> user vectors, the query model TFRS's ScaNN layer calls. The raw features are
+    encoded before the layer: a Keras layer casts float64 inputs to float32, which would move a number next to
+    a bucket boundary."""
 
-    def __init__(self, model, encoder: RawFeatureEncoder):
-        super().__init__(name="raw_user_tower")
-        self.model, self.encoder = model, encoder
+    def __init__(self, model):
+        super().__init__(name="user_tower")
+        self.model = model
 
-    def call(self, raw):
-        return self.model.user_embedding(self.encoder.encode(raw))
+    def call(self, features):
+        return self.model.user_embedding(features)
 
 
 class ScannTopKModule(tf.Module):
@@ -163,14 +165,15 @@ class ScannTopKModule(tf.Module):
         import tensorflow_recommenders as tfrs
 
         self.layer = tfrs.layers.factorized_top_k.ScaNN(
-            _RawQueryModel(model, encoder), k=k, num_leaves=knobs["num_leaves"],
+            _QueryModel(model), k=k, num_leaves=knobs["num_leaves"],
             num_leaves_to_search=knobs["num_leaves_to_search"], num_reordering_candidates=knobs["reorder_k"],
             dimensions_per_block=dims_per_block)
         self.layer.index(tf.constant(item_vectors), tf.constant(np.asarray(item_ids, np.int64)))
+        self.encoder = encoder
         self.serve = tf.function(self._serve).get_concrete_function(**encoder.signature)
 
     def _serve(self, **raw):
-        scores, ids = self.layer(raw)
+        scores, ids = self.layer(self.encoder.encode(raw))
         return {"ids": ids, "scores": scores}
 
     def signatures(self) -> dict:
