@@ -39,7 +39,7 @@ from tower_zoo.serving.requests import id_matrix, request_arrays
 from tower_zoo.serving.retrieval_export import ExactTopKModule, ScannTopKModule
 
 flags.DEFINE_integer("epochs", 1, "Training epochs per model (latency does not depend on training).")
-flags.DEFINE_integer("repeats", 200, "Timed one-user requests per configuration.")
+flags.DEFINE_integer("repeats", 400, "Timed one-user requests per configuration.")
 flags.DEFINE_list("sizes", ["100000", "1000000"], "Synthetic item corpus sizes for retrieval.")
 flags.DEFINE_list("candidates", ["100", "300", "1000", "3000"], "Candidates per pre-ranking request.")
 flags.DEFINE_string("out", "benchmarks/results", "Output directory.")
@@ -132,11 +132,12 @@ def preranking_rows(name: str, export_dir: str, rows, item_ids: np.ndarray) -> l
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| task | model | search | items | candidates / request | p50 ms | p99 ms | batch-64 users/s |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| task | model | search | items | candidates / request | p50 ms | p99 ms | batch-64 users/s | load |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         lines.append(f"| {r['task']} | {r['model']} | {r['method']} | {r['items']:,} | {r['candidates']:,} | "
-                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['batch_rows_per_s']:,.0f} |")
+                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['batch_rows_per_s']:,.0f} | "
+                     f"{r['load_average']:.1f} |")
     return "\n".join(lines)
 
 
@@ -147,17 +148,20 @@ def plot(results: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for model in sorted({r["model"] for r in results if r["task"] == "pre_ranking"}):
-        points = sorted((r["candidates"], r["p99_ms"]) for r in results if r["model"] == model)
-        axis.plot(*zip(*points), marker="o", label=f"{model} (scorer)")
-    for method in ("exact", "scann"):
-        points = sorted((r["items"], r["p99_ms"]) for r in results if r.get("method") == method)
-        if points:
-            axis.plot(*zip(*points), marker="s", linestyle="--", label=f"dssm top-{K}, {method}")
+    series = [(f"{m} (scorer)", [r for r in results if r["model"] == m and r["task"] == "pre_ranking"], "o")
+              for m in sorted({r["model"] for r in results if r["task"] == "pre_ranking"})]
+    series += [(f"dssm top-{K}, {m}", [r for r in results if r.get("method") == m], "s") for m in ("exact", "scann")]
+    for label, rows, marker in series:
+        if not rows:
+            continue
+        rows = sorted(rows, key=lambda r: r["candidates"])
+        line, = axis.plot([r["candidates"] for r in rows], [r["p99_ms"] for r in rows], marker=marker, label=label)
+        axis.plot([r["candidates"] for r in rows], [r["p50_ms"] for r in rows], marker=marker, linestyle=":",
+                  color=line.get_color(), alpha=0.5)
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("candidates scored per request (retrieval: items searched)")
-    axis.set_ylabel("p99 latency, one user (ms)")
+    axis.set_ylabel("latency, one user (ms): p99 solid, p50 dotted")
     axis.set_title("Serving latency through the SavedModels (fresh process, 2 shared cores)")
     axis.legend(fontsize=7)
     figure.tight_layout()
@@ -187,7 +191,8 @@ def main(argv):
             f"at a time, in a fresh process per row with plain `tf.saved_model.load`; p50/p99 over "
             f"{FLAGS.repeats} requests (3,000 candidates: {max(20, FLAGS.repeats // 4)}). Retrieval: DSSM's "
             "raw-feature user tower over synthetic unit item vectors. batch-64: 64 users per request (pre-ranking: "
-            "× the row's candidates).\n\n" + table(results) + "\n")
+            "× the row's candidates). load: the 1-minute load average of the 2-core machine when the row finished "
+            "(other work shows up in p99).\n\n" + table(results) + "\n")
     with open(os.path.join(FLAGS.out, "serving.md"), "w") as handle:
         handle.write(text)
     with open(os.path.join(FLAGS.out, "serving.json"), "w") as handle:

@@ -5,12 +5,14 @@ tower_zoo import; ``import scann`` only for a ScaNN SavedModel, whose ops it reg
 
 REQUESTS.npz holds ``one_<input>`` (a one-user request) and ``batch_<input>`` (a batch request) arrays. Prints
 one JSON line: p50/p99/mean milliseconds of the one-user request over REPEATS calls (after warm-up), and the
-batch request's rows per second.
+batch request's rows per second, and the machine's 1-minute load average at the end (other work on the
+shared cores shows up in p99).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -46,6 +48,7 @@ def main(argv: list[str]) -> None:
     print(json.dumps({"p50_ms": float(np.percentile(latency, 50)), "p99_ms": float(np.percentile(latency, 99)),
                       "mean_ms": float(latency.mean()), "batch_rows": rows,
                       "batch_rows_per_s": float(rows / np.median(batch_seconds)), "load_s": load_seconds,
+                      "load_average": os.getloadavg()[0],
                       "tower_zoo_imported": any(m.startswith("tower_zoo") for m in sys.modules)}))
 
 
