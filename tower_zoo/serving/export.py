@@ -24,7 +24,8 @@ A retrieval export (a model scored by one dot product, ``retriever.check_indexab
 
 A pre-ranking export (any model: pre-ranking models by default; a multi-vector retrieval model such as
 ``poly_encoder`` on request) adds ``scorer/`` (signatures ``user_state``, ``score_candidates``,
-``serving_default``; ``preranking_export``) and ``item_cache.npz`` (the cached item states with ``item_ids``).
+``serving_default``; ``preranking_export``) and ``item_cache.npz`` (the cached item states, ``item`` or
+``item_<key>`` [N, ...], and the raw item ``ids`` [N]).
 
 The directory is written under a temporary name beside the target and swapped into place (see
 ``tower_zoo.serving.directory``); ``load`` verifies every checksum and the format version. ScaNN records
@@ -124,7 +125,7 @@ def _write_scorer(staging: pathlib.Path, model, encoder, item_features, item_ids
     cache = item_cache(model, item_features)
     module = CandidateScorerModule(model, encoder, cache, item_ids, asset_dir, padding_id)
     _save(module, staging / "scorer")
-    np.savez(staging / ITEM_CACHE_FILE, item_ids=np.asarray(item_ids, np.int64), **cache)
+    np.savez(staging / ITEM_CACHE_FILE, ids=np.asarray(item_ids, np.int64), **cache)  # cache names start "item"
     return {"user_state": list(module.state_specs), "item_state": list(cache),
             "savedmodels": {"scorer": ["serving_default", "user_state", "score_candidates"]}}
 
@@ -256,7 +257,7 @@ def load(export_dir: str):
     padding = padding_of(manifest)
     if manifest["kind"] == "pre_ranking":
         with np.load(root / ITEM_CACHE_FILE) as cache:
-            ids = cache["item_ids"]
+            ids = cache["ids"]
         return CandidateScorer(tf.saved_model.load(str(root / "scorer")), padding, manifest["padding_id"], ids,
                                users)
     config = _field(manifest, root / MANIFEST, "scann_config", lambda c: ScannConfig(**c))
