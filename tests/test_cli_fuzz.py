@@ -32,6 +32,8 @@ FLAG_VALUES = {
     "--nologq": [None],
     "--noscann": [None],
     "--run": ["/nonexistent/run"],
+    "--users": ["/nonexistent/users.parquet"],
+    "--chunk_size": ["16", "0", "x"],
 }
 
 
@@ -54,7 +56,7 @@ def assert_one_error_line(code, err):
 
 @st.composite
 def argument_lists(draw):
-    command = draw(st.sampled_from(["train", "evaluate", "list", "export", "query", "frobnicate"]))
+    command = draw(st.sampled_from(["train", "evaluate", "list", "export", "query", "recommend", "frobnicate"]))
     names = draw(st.lists(st.sampled_from(sorted(FLAG_VALUES)), max_size=5, unique=True))
     args = []
     for name in names:

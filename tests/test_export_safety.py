@@ -18,12 +18,12 @@ from tower_zoo.data import leave_last_out, synthetic_interactions
 from tower_zoo.serving import directory
 
 
-def fake_export(path: pathlib.Path, content: str) -> pathlib.Path:
+def fake_export(path: pathlib.Path, content: str, version: int = directory.FORMAT_VERSION) -> pathlib.Path:
     """A small directory that passes as a complete export (no TensorFlow needed)."""
     (path / "sub").mkdir(parents=True)
     (path / "item_ids.npy").write_text(content)
     (path / "sub" / "part").write_text(content * 3)
-    manifest = {"format_version": 1, "files": directory.checksums(path), "model_name": content,
+    manifest = {"format_version": version, "files": directory.checksums(path), "model_name": content,
                 "feature_spec": {}, "scann_config": {}, "scann_depth": 0}
     (path / directory.MANIFEST).write_text(json.dumps(manifest))
     return path
@@ -57,8 +57,8 @@ def _install_killed_at(step: int, target: pathlib.Path, exchange: bool) -> bool:
             (staging / "item_ids.npy").write_text("new")
             (staging / "sub").mkdir()
             (staging / "sub" / "part").write_text("new" * 3)
-            manifest = {"format_version": 1, "files": directory.checksums(staging), "model_name": "new",
-                        "feature_spec": {}, "scann_config": {}, "scann_depth": 0}
+            manifest = {"format_version": directory.FORMAT_VERSION, "files": directory.checksums(staging),
+                        "model_name": "new", "feature_spec": {}, "scann_config": {}, "scann_depth": 0}
             (staging / directory.MANIFEST).write_text(json.dumps(manifest))
             directory.install(staging, target)
         finally:
@@ -170,8 +170,8 @@ def test_export_files_follow_the_umask(small_model, tmp_path, umask, file_mode, 
     assert all(m == (dir_mode if (tmp_path / p).is_dir() else file_mode) for p, m in modes.items()), modes
 
 
-VALID = {"format_version": 1, "files": {}, "model_name": "m", "feature_spec": {}, "scann_config": {},
-         "scann_depth": 0}
+VALID = {"format_version": 2, "files": {}, "model_name": "m", "feature_spec": {}, "kind": "retrieval",
+         "raw_inputs": {}, "padding_id": -1, "k": 10, "scann_config": {}, "scann_depth": 0}
 
 
 @pytest.mark.parametrize("manifest,message", [
@@ -179,7 +179,11 @@ VALID = {"format_version": 1, "files": {}, "model_name": "m", "feature_spec": {}
     ({"format_version": 1}, "lacks the field 'files'"),
     ({**VALID, "format_version": "1"}, "field 'format_version' must be an integer, got '1'"),
     ({**VALID, "files": {"a": 1}}, "field 'files' must map file names to SHA-256 strings"),
-    ({**VALID, "format_version": 7}, "has format_version 7, this tower_zoo reads 1"),
+    ({**VALID, "format_version": 7}, "has format_version 7, newer than this tower_zoo reads (2): upgrade"),
+    ({**VALID, "format_version": 1}, "has format_version 1, this tower_zoo reads 2 (raw-feature signatures): "
+                                     "export the run again"),
+    ({**VALID, "kind": "ranker"}, "field 'kind' must be one of ('retrieval', 'pre_ranking'), got 'ranker'"),
+    ({**VALID, "kind": "pre_ranking"}, "lacks the field 'user_state'"),
     (VALID, "field 'feature_spec' is invalid"),
     ({**VALID, "scann_config": {"leaves": 3}, "feature_spec": {"user_id_feature": "u", "item_id_feature": "i",
       "features": [{"kind": "categorical", "name": "u", "side": "user", "vocabulary": [1]},
@@ -191,3 +195,11 @@ def test_malformed_export_manifests_are_one_clear_error(tmp_path, manifest, mess
     with pytest.raises(ValueError, match=re.escape(message)) as caught:
         serving.load(str(tmp_path))
     assert "manifest.json" in str(caught.value) or "format_version" in str(caught.value)
+
+
+def test_an_export_of_an_older_format_may_still_be_replaced(tmp_path):
+    old = fake_export(tmp_path / "export", "old", version=1)   # ours and complete, but no longer served
+    assert directory.is_complete_export(old)
+    directory.check_target(old, overwrite=True)
+    with pytest.raises(ValueError, match="format_version 1, this tower_zoo reads 2"):
+        serving.load(str(old))

@@ -128,9 +128,9 @@ def test_serving_known_users_refuses_ids_that_would_be_misread():
     model = tower_zoo.create_model("mf", DATA.feature_spec, embedding_dim=4)
     model.build_weights()
     items, ids = split.candidates()
-    queries, _, _ = split.queries("test")
-    users = {**queries, "__raw_user_id__": split.test["user_id"].drop_duplicates().to_numpy(np.int64)}
-    retriever = serving.Retriever.from_model(model, items, ids, users=users)
+    from tower_zoo.runs import raw_user_rows
+
+    retriever = serving.Retriever.from_model(model, items, ids, users=raw_user_rows(DATA))
     assert retriever.search_users([1], 2)[0].shape == (1, 2)
     for bad, reason in ((1.5, "is not an integer"), ("1", "is not an integer"), (2**64, "is outside the int64 range")):
         with pytest.raises(ValueError, match=re.escape(f"user_id {bad!r} {reason}")):

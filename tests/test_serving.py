@@ -79,20 +79,24 @@ def test_cli_export_and_query(tmp_path):
 def test_scann_inside_a_savedmodel_round_trip(tmp_path):
     import tensorflow as tf
 
+    from tower_zoo.runs import raw_user_rows
+    from tower_zoo.serving.requests import request_arrays
+
     split = leave_last_out(synthetic_interactions(num_items=400))
     model = tower_zoo.create_model("dssm", split.data.feature_spec)
     Trainer(model, epochs=1, batch_size=64).fit(split.examples("train"), verbose=False)
     items, ids = split.candidates()
-    retriever = serving.export(model, items, ids, str(tmp_path / "e"), scann_in_savedmodel=True, savedmodel_k=20)
-    queries, _, _ = split.queries("test")
-    loaded = tf.saved_model.load(str(tmp_path / "e" / "retrieval_savedmodel")).signatures["serving_default"]
-    features = {k: tf.constant(v[:25]) for k, v in queries.items()}
+    retriever = serving.export(model, items, ids, str(tmp_path / "e"), scann_in_savedmodel=True, k=20)
+    rows = raw_user_rows(split.data).drop(columns="exclude")[:25]
+    loaded = tf.saved_model.load(str(tmp_path / "e" / "retrieval_scann")).signatures["serving_default"]
+    arrays = request_arrays(dict(loaded.structured_input_signature[1]), rows, {"history": -1})
+    features = {k: tf.constant(v) for k, v in arrays.items()}
     found = loaded(**features)["ids"].numpy()
     assert found.shape == (25, 20)
-    exact, _ = retriever.search({k: v[:25] for k, v in queries.items()}, 20)   # ScaNN (pybind) on the same vectors
+    exact, _ = retriever.search_raw(rows, 20)   # ScaNN (pybind) on the same vectors
     overlap = np.mean([len(np.intersect1d(a, b)) / 20 for a, b in zip(found, exact)])
     assert overlap > 0.8, overlap
-    again = tf.saved_model.load(str(tmp_path / "e" / "retrieval_savedmodel")).signatures["serving_default"]
+    again = tf.saved_model.load(str(tmp_path / "e" / "retrieval_scann")).signatures["serving_default"]
     np.testing.assert_array_equal(again(**features)["ids"].numpy(), found)   # deterministic once saved
 
 

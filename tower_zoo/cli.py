@@ -6,6 +6,7 @@
     tower-zoo benchmark --models mf,dssm --epochs 5 --out runs/bench
     tower-zoo export --run runs/dssm --export_dir exports/dssm
     tower-zoo query --export_dir exports/dssm --user_id 1,2 --k 10
+    tower-zoo recommend --export_dir exports/dssm [--users users.parquet] --k 100 --out recs.parquet
     tower-zoo prepare --data my.yaml --out prepared/my [--memory_budget_mb 1024] [--overwrite]
     tower-zoo describe --data my.yaml [--plot popularity.png]
 
@@ -35,7 +36,7 @@ from tower_zoo import registry
 from tower_zoo.models.config_checks import parse_text
 
 FLAGS = flags.FLAGS
-COMMANDS = ("list", "train", "evaluate", "benchmark", "export", "query", "prepare", "describe")
+COMMANDS = ("list", "train", "evaluate", "benchmark", "export", "query", "recommend", "prepare", "describe")
 OBJECTIVES = ("click", "like")  # the labels tower_zoo.training.objectives.movielens_objectives derives
 
 flags.DEFINE_string("model", "dssm", "Registered model name (see `tower-zoo list`).")
@@ -76,13 +77,16 @@ flags.DEFINE_string("export_dir", None, "Export directory (export writes it, que
 flags.DEFINE_boolean("overwrite", False, "export, prepare: replace an existing export (only a complete tower_zoo "
                      "export) / prepared directory.")
 flags.DEFINE_list("user_id", [], "query: raw user ids to recommend for.")
-flags.DEFINE_integer("k", 10, "query: how many items per user.")
+flags.DEFINE_integer("k", 10, "query, recommend: how many items per user.")
 flags.DEFINE_string("data", None, "train, prepare, describe: a dataset schema file (YAML/JSON) or a built-in dataset "
                     "name (movielens-100k, movielens-1m, synthetic); train and describe also take a prepared "
                     "directory. train --data streams training and evaluation from prepared shards.")
 flags.DEFINE_string("tensorboard", None, "train: write TensorBoard logs (loss, learning rate, examples/s per epoch) here.")
 flags.DEFINE_integer("memory_budget_mb", 1024, "prepare: memory for sorting and writing, beyond the vocabularies.")
 flags.DEFINE_string("plot", None, "describe: write the item popularity plot (PNG) here.")
+flags.DEFINE_string("users", None, "recommend: Parquet or CSV file of raw user rows (one column per user feature, "
+                    "optional `exclude` lists); default: the users stored in the export.")
+flags.DEFINE_integer("chunk_size", 1024, "recommend: users per chunk (memory bound and resume unit).")
 
 
 def _require(name: str, predicate: Callable[[Any], bool], requirement: str) -> None:
@@ -96,7 +100,7 @@ def _finite_at_least(low: float, strictly: bool = False) -> Callable[[float], bo
 
 
 _require("seed", lambda v: 0 <= v < 2 ** 32, "an integer in [0, 4294967295]")
-for _name in ("epochs", "batch_size", "num_global_negatives", "k"):
+for _name in ("epochs", "batch_size", "num_global_negatives", "k", "chunk_size"):
     _require(_name, lambda v: v >= 1, ">= 1")
 _require("hard_negatives", lambda v: v >= 0, ">= 0")
 _require("learning_rate", _finite_at_least(0, strictly=True), "a finite number > 0")
@@ -349,6 +353,9 @@ def cmd_query() -> None:
         raise UsageError("query needs --export_dir DIR and --user_id ID[,ID...]")
     user_ids = _user_ids()
     retriever = serving.load(FLAGS.export_dir)
+    if not isinstance(retriever, serving.Retriever):
+        raise UsageError(f"--export_dir {FLAGS.export_dir}: query serves retrieval exports, and this one is a "
+                         "pre-ranking candidate scorer (its scorer/ SavedModel scores given candidate ids)")
     if FLAGS.k > len(retriever.item_ids):
         raise UsageError(f"--k {FLAGS.k} exceeds the {len(retriever.item_ids)} items of export {FLAGS.export_dir!r}")
     ids, scores = retriever.search_users(user_ids, FLAGS.k)
@@ -357,6 +364,17 @@ def cmd_query() -> None:
         for rank, (item, score) in enumerate(zip(row, row_scores), start=1):
             if item >= 0:
                 print(f"  {rank:3d}. {retriever.titles.get(int(item), item)}  ({score:.3f})")
+
+
+def cmd_recommend() -> None:
+    from tower_zoo.serving.batch import recommend
+
+    if not FLAGS.export_dir or not FLAGS.out:
+        raise UsageError("recommend needs --export_dir DIR (a retrieval export) and --out FILE (Parquet)")
+    summary = recommend(FLAGS.export_dir, FLAGS.out, FLAGS.k, FLAGS.users, FLAGS.chunk_size, FLAGS.overwrite)
+    resumed = f", {summary['resumed']} chunk(s) resumed" if summary["resumed"] else ""
+    print(f"top-{FLAGS.k} for {summary['users']:,} users written to {FLAGS.out} ({summary['chunks']} chunk(s)"
+          f"{resumed})")
 
 
 def cmd_prepare() -> None:
@@ -384,7 +402,8 @@ def cmd_describe() -> None:
 
 def main(argv: Sequence[str]) -> int:
     commands = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "benchmark": cmd_benchmark,
-                "export": cmd_export, "query": cmd_query, "prepare": cmd_prepare, "describe": cmd_describe}
+                "export": cmd_export, "query": cmd_query, "recommend": cmd_recommend, "prepare": cmd_prepare,
+                "describe": cmd_describe}
     if len(argv) != 2 or argv[1] not in commands:
         print(f"tower-zoo: error: usage: tower-zoo {{{'|'.join(COMMANDS)}}} [flags]; "
               f"got {' '.join(argv[1:]) or 'no command'}", file=sys.stderr)

@@ -20,6 +20,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 from absl import logging
 
@@ -46,7 +47,7 @@ SPLITS = {"leave_last_out": leave_last_out, "time_split": time_split}
 RANKING_LABEL = "like"
 
 __all__ = ["RUN_FILE", "RunInUseError", "data_fingerprint", "evaluate_run", "evaluate_split", "export_run",
-           "load_run", "read_run", "run_lock", "train_run", "training_inputs"]
+           "load_run", "raw_user_rows", "read_run", "run_lock", "train_run", "training_inputs"]
 
 
 def is_ranking(model_name: str) -> bool:
@@ -388,16 +389,31 @@ def evaluate_run(run_dir: str, data: InteractionData | None = None, ks: Sequence
         return evaluate_and_record(run_dir, record["model"], model, split, ks, use_scann, warning)
 
 
-def export_run(run_dir: str, export_dir: str, overwrite: bool = False, allow_data_change: bool = False):
-    """Exports a trained run for serving: user tower, item vectors, ScaNN index, the users' features at
-    the end of the data (their full history) and the item titles. Returns the Retriever."""
+def raw_user_rows(data: InteractionData) -> pd.DataFrame:
+    """Every user as a client would hold them at the end of the data: the raw user-table columns, ``history``
+    (the raw ids of their latest items, oldest first, when the spec has it) and ``exclude`` (every item they
+    interacted with, never to be recommended again)."""
+    ordered = data.ratings.sort_values(["user_id", "timestamp"], kind="stable")
+    items = ordered.groupby("user_id")["item_id"].apply(list)
+    users = data.users[data.table_features("user")].copy()
+    seen = [items.get(user, []) for user in users[data.feature_spec.user_id_feature]]
+    if HISTORY_FEATURE in data.feature_spec.names:
+        length = data.feature_spec.get(HISTORY_FEATURE).max_length
+        users[HISTORY_FEATURE] = [values[-length:] for values in seen]
+    users["exclude"] = [list(dict.fromkeys(values)) for values in seen]
+    return users
+
+
+def export_run(run_dir: str, export_dir: str, overwrite: bool = False, allow_data_change: bool = False,
+               k: int = 100):
+    """Exports a trained run for serving (``tower_zoo.serving.export``; a retrieval model as a top-``k``
+    retrieval export, a pre-ranking model or the baseline as a candidate scorer), with every user's raw row at
+    the end of the data (``raw_user_rows``) and the item titles. Returns what ``serving.export`` returns."""
     from tower_zoo import serving
 
     model, split, _ = load_run(run_dir, allow_data_change=allow_data_change)
-    queries, _, _ = split.queries("test")
     items, ids = split.candidates()
-    users = {**queries, "__raw_user_id__": split.test["user_id"].drop_duplicates().to_numpy(np.int64)}
     titles = dict(zip(split.data.items["item_id"].tolist(), split.data.items.get(
         "title", split.data.items["item_id"].astype(str)).tolist()))
-    return serving.export(model, items, ids, export_dir, users=users, titles=titles, overwrite=overwrite,
-                          protected=[run_dir])
+    return serving.export(model, items, ids, export_dir, users=raw_user_rows(split.data), titles=titles,
+                          overwrite=overwrite, k=min(k, len(ids)), protected=[run_dir])

@@ -1,8 +1,10 @@
 """Export directories on disk: what counts as a tower_zoo export, and how one is replaced without ever
 leaving the served path empty, half-written, or pointing at someone else's files.
 
-* An export is a directory whose ``manifest.json`` parses, has the fields ``load`` reads, and lists with
-  their SHA-256 exactly the files the directory holds (``read_manifest``, ``verify_files``).
+* An export is a directory whose ``manifest.json`` parses, has the fields every format version has, and
+  lists with their SHA-256 exactly the files the directory holds (``read_manifest``, ``verify_files``); an
+  export of an older format version is still one of ours (it may be replaced), but only the current version
+  is served (``check_version``: an older or newer one is refused, saying what to do).
 * ``check_target``: ``overwrite`` replaces only such a directory. Anything else (a directory with other
   files, the source run directory, the current directory or one that holds it) is refused, whatever the flags.
 * A new export is written into a staging directory ``.NAME.tmp-*`` beside the target, which holds a marker
@@ -30,12 +32,12 @@ from absl import logging
 from tower_zoo.fileio import apply_umask, read_json_record
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+# 2: raw-feature signatures, exact top-k and candidate-scorer SavedModels, users.parquet (1: encoded features).
+FORMAT_VERSION = 2
 STAGING_MARKER = ".tower_zoo_staging"
 LEFTOVER_KINDS = ("tmp", "old")
-# Manifest fields ``load`` reads, with their JSON types.
-MANIFEST_FIELDS = {"format_version": int, "files": dict, "model_name": str, "feature_spec": dict,
-                   "scann_config": dict, "scann_depth": int}
+# Manifest fields every format version has, with their JSON types (``load`` checks the fields of its kind).
+MANIFEST_FIELDS = {"format_version": int, "files": dict, "model_name": str, "feature_spec": dict}
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -54,15 +56,26 @@ def checksums(root: pathlib.Path) -> dict[str, str]:
             if p.is_file() and p.relative_to(root).as_posix() not in (MANIFEST, STAGING_MARKER)}
 
 
-def read_manifest(root: pathlib.Path) -> dict[str, Any]:
-    """The parsed manifest of export ``root``; FileNotFoundError or ValueError naming the file and field."""
+def check_version(root: pathlib.Path, version: int) -> None:
+    """ValueError unless this tower_zoo reads exports of format ``version``, saying what to do instead."""
+    if version > FORMAT_VERSION:
+        raise ValueError(f"export {str(root)!r} has format_version {version}, newer than this tower_zoo reads "
+                         f"({FORMAT_VERSION}): upgrade tower_zoo to serve it")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"export {str(root)!r} has format_version {version}, this tower_zoo reads "
+                         f"{FORMAT_VERSION} (raw-feature signatures): export the run again with tower-zoo export "
+                         "--overwrite")
+
+
+def read_manifest(root: pathlib.Path, any_version: bool = False) -> dict[str, Any]:
+    """The parsed manifest of export ``root``; FileNotFoundError or ValueError naming the file and field.
+    ``any_version``: an export of any format version (to recognize one of ours, e.g. before replacing it)."""
     path = root / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{str(root)!r} is not a tower_zoo export: {MANIFEST} not found")
     manifest = read_json_record(str(path), MANIFEST_FIELDS, "export manifest")
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise ValueError(f"export {str(root)!r} has format_version {manifest['format_version']!r}, "
-                         f"this tower_zoo reads {FORMAT_VERSION}")
+    if not any_version:
+        check_version(root, manifest["format_version"])
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest["files"].items()):
         raise ValueError(f"export manifest {str(path)!r}: field 'files' must map file names to SHA-256 strings")
     return manifest
@@ -84,7 +97,7 @@ def verify_files(root: pathlib.Path, manifest: dict[str, Any], exact: bool = Fal
 def is_complete_export(root: pathlib.Path) -> bool:
     """True when ``root`` is a tower_zoo export whose manifest lists exactly its files, all intact."""
     try:
-        verify_files(root, read_manifest(root), exact=True)
+        verify_files(root, read_manifest(root, any_version=True), exact=True)
     except (OSError, ValueError):
         return False
     return True
@@ -111,7 +124,7 @@ def check_target(target: pathlib.Path, overwrite: bool, protected: Iterable[path
     if target == cwd or target in cwd.parents:
         raise ValueError(f"refusing to replace {str(target)!r}: it is or holds the current directory")
     try:
-        verify_files(target, read_manifest(target), exact=True)
+        verify_files(target, read_manifest(target, any_version=True), exact=True)
     except (OSError, ValueError) as err:
         raise ValueError(f"refusing to replace {str(target)!r}: --overwrite replaces only a complete tower_zoo "
                          f"export, and {err}; remove it yourself or choose another --export_dir") from err
