@@ -160,3 +160,35 @@ def test_shared_logq_mode_uses_unigram_frequency_for_every_column(split):
     np.testing.assert_allclose(log_q.numpy(), np.log(counts[ids.numpy()] / counts.sum()), rtol=1e-5)
     with pytest.raises(ValueError, match="logq_mode"):
         _trainer(split, logq_mode="both")
+
+
+def test_log_q_uses_down_sampled_counts_and_hard_negatives_log_k_over_w(split):
+    from tower_zoo.training.samplers import keep_probability
+
+    trainer, model = _trainer(split, hard_negatives=2, hard_rank_range=(1, 8), downsample_threshold=0.003)
+    examples = split.examples("train")
+    table, _ = split.candidates()
+    counts = trainer.example_source(examples).item_counts()
+    keep = keep_probability(counts, 0.003).astype(np.float32)
+    task = trainer.make_task(counts, keep, table)
+    hard = np.tile(np.array([[0, 1]], np.int32), (4, 1))
+    batch = {**{k: tf.constant(v[:4]) for k, v in examples.items()}, "__hard_negatives__": tf.constant(hard)}
+    towers = model(batch)
+    columns = task.candidate_columns(Scorer(model.item_embedding, model.similarity, model.paired_similarity),
+                                     towers["user"], towers["item"], batch, tf.constant(0, tf.int64))
+    codes = examples["item_id"][:4]
+    assert keep[codes].max() < 0.9                                         # the rate must depend on P here
+    expected = np.log(4 * counts[codes] * keep[codes] / counts.sum())       # B · c · P / N
+    np.testing.assert_allclose(columns.log_q.numpy()[0, :4], expected, rtol=1e-5)
+    np.testing.assert_allclose(columns.log_q.numpy()[:, 4:], math.log(2 / 8), rtol=1e-6)   # K / W
+
+
+@pytest.mark.parametrize("name", ["int_tower", "hit"])
+def test_hard_negatives_work_with_multi_vector_item_towers(split, name):
+    model = tower_zoo.create_model(name, split.data.feature_spec)
+    examples = split.examples("train")
+    table, _ = split.candidates()
+    hard = np.random.default_rng(0).integers(0, len(table["item_id"]), size=(len(examples["item_id"]), 2))
+    trainer = Trainer(model, task="retrieval", batch_size=32, epochs=2, hard_negatives=2, hard_rank_range=(1, 20))
+    history = trainer.fit(examples, item_table=table, hard_negatives=hard, verbose=False)
+    assert np.isfinite(history[-1]["loss"])
