@@ -331,7 +331,11 @@ def cmd_export() -> None:
 
     if not FLAGS.run or not FLAGS.export_dir:
         raise UsageError("export needs --run DIR (a trained run) and --export_dir DIR")
-    export_run(FLAGS.run, FLAGS.export_dir, overwrite=FLAGS.overwrite, allow_data_change=FLAGS.allow_data_change)
+    from tower_zoo.prepared_runs import DATASET_NAME, export_prepared_run
+    from tower_zoo.run_record import read_run
+
+    export = export_prepared_run if read_run(FLAGS.run)["dataset"] == DATASET_NAME else export_run
+    export(FLAGS.run, FLAGS.export_dir, overwrite=FLAGS.overwrite, allow_data_change=FLAGS.allow_data_change)
     print(f"exported {FLAGS.run} to {FLAGS.export_dir}")
 
 

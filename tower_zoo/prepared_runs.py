@@ -173,3 +173,20 @@ def evaluate_prepared_run(run_dir: str, model_name: str, model, prepared: Prepar
     """``evaluate_prepared`` recorded into the run's metrics.json (with the prepared data's fingerprint)."""
     return record_metrics(run_dir, evaluate_prepared(model_name, model, prepared, ks, use_scann),
                           prepared_fingerprint(prepared), warning)
+
+
+def export_prepared_run(run_dir: str, export_dir: str, overwrite: bool = False, allow_data_change: bool = False,
+                        k: int = 100):
+    """Exports a run trained on prepared data (``tower_zoo.serving.export``): the item corpus from the prepared
+    items table, titles from its first display column. No user table is stored (a catalogue's users are served
+    from the client's own rows: ``tower-zoo recommend --users FILE``)."""
+    from tower_zoo import serving
+
+    model, prepared, _, warning = load_prepared_run(run_dir, allow_data_change=allow_data_change)
+    items, ids = prepared.item_corpus()
+    table = prepared.items_table()
+    display = [name for name in prepared.schema.items.display] if prepared.schema.items else []
+    titles = ({int(i): str(t) for i, t in zip(ids, table.column(display[0]).to_pylist()) if t is not None}
+              if display else {})
+    return serving.export(model, items, ids, export_dir, titles=titles, overwrite=overwrite, k=min(k, len(ids)),
+                          protected=[run_dir])
