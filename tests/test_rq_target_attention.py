@@ -232,3 +232,23 @@ def test_masked_attention_pool_ignores_padding():
     np.testing.assert_allclose(masked_attention_pool(logits, values, mask).numpy(), [[0.25, 0.75]], rtol=1e-5)
     empty = masked_attention_pool(logits, values, tf.constant([[False, False, False]]))
     np.testing.assert_array_equal(empty.numpy(), [[0.0, 0.0]])
+
+
+def test_recency_embedding_counts_valid_items_after_each_position(split):
+    model = _student(split, use_recency=True)
+    ids = np.zeros([1, 10], np.int32)
+    ids[0, [1, 4, 5]] = [7, 3, 9]                                   # padding between items
+    state = model.history_state({"history": tf.constant(ids)})
+    items = model.history_embedding.embedding.embeddings.numpy()
+    recency = model.recency_embedding.embeddings.numpy()
+    expected = np.zeros([10, 8], np.float32)
+    for position, after in ((1, 2), (4, 1), (5, 0)):               # 2, 1 and 0 valid items follow
+        expected[position] = items[ids[0, position]] + recency[after]
+    np.testing.assert_allclose(state["history"].numpy()[0], expected, rtol=1e-6)
+    batch = _batch(split, 3)
+    packed = np.zeros([3, 10], np.int32)
+    packed[:, :2] = [[5, 9], [7, 3], [4, 4]]
+    spread = np.zeros([3, 10], np.int32)
+    spread[:, [3, 8]] = packed[:, :2]
+    np.testing.assert_allclose(model.score(dict(batch, history=packed), batch).numpy(),
+                               model.score(dict(batch, history=spread), batch).numpy(), rtol=1e-5)
