@@ -29,7 +29,7 @@ DATA = synthetic_interactions(num_users=20, num_items=12, interactions_per_user=
     ("rq_target_attention", {"codebook_size": 0}, "codebook_size must be >= 2, got 0"),
     ("rq_target_attention", {"commitment": -1.0}, "commitment must be >= 0, got -1.0"),
     ("hit", {"generator_units": (0,)}, "generator_units must be positive integers (at least one), got (0,)"),
-    ("target_attention", {"attention_units": (-2,)}, "attention_units must be positive integers, got (-2,)"),
+    ("target_attention", {"num_heads": 0}, "num_heads must be >= 1, got 0"),
 ])
 def test_config_values_of_a_wrong_type_or_range_are_one_clear_error(model, overrides, message):
     with pytest.raises(ValueError, match=re.escape(message)):

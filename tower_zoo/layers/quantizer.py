@@ -10,9 +10,9 @@ import tensorflow as tf
 class ResidualQuantizer(tf.keras.layers.Layer):
     """x [B, D] ≈ Σ_l C_l[k_l]: level l quantizes the residual left by levels < l to its nearest codeword.
 
-    ``call(x) -> (quantized [B, D], codes int32 [B, L], loss scalar)``. ``quantized`` passes gradients
-    straight through to x (x + sg(q - x)); ``loss`` is the VQ-VAE codebook + commitment loss summed over
-    levels: ||sg(r_l) - c_l||² + beta · ||r_l - sg(c_l)||² (mean over the batch).
+    ``call(x) -> (quantized [B, D], codes int32 [B, L], loss scalar)`` (``quantize`` gives the loss per
+    level). ``quantized`` passes gradients straight through to x (x + sg(q - x)); ``loss`` is the VQ-VAE
+    codebook + commitment loss summed over levels: ||sg(r_l) - c_l||² + beta · ||r_l - sg(c_l)||² (batch mean).
     """
 
     def __init__(self, num_levels: int, codebook_size: int, beta: float = 0.25, **kwargs: Any):
@@ -28,7 +28,14 @@ class ResidualQuantizer(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, x: tf.Tensor):
-        residual, quantized, codes, loss = x, tf.zeros_like(x), [], tf.constant(0.0, x.dtype)
+        quantized, codes, level_losses = self.quantize(x)
+        return quantized, codes, tf.reduce_sum(level_losses)
+
+    def quantize(self, x: tf.Tensor):
+        """``(quantized [B, D] straight-through, codes int32 [B, L], per-level losses [L])``: level l's loss
+        aligns codebook l with the residual r_l it quantizes, ||sg(r_l) - c_l||² + beta · ||r_l - sg(c_l)||²
+        (batch means), where r_0 = x and r_{l+1} = r_l - sg(c_l)."""
+        residual, quantized, codes, losses = x, tf.zeros_like(x), [], []
         for level in range(self.num_levels):
             codebook = self.codebooks[level]  # [K, D]
             distances = (tf.reduce_sum(tf.square(residual), -1, keepdims=True)
@@ -36,13 +43,13 @@ class ResidualQuantizer(tf.keras.layers.Layer):
                          + tf.reduce_sum(tf.square(codebook), -1)[tf.newaxis, :])
             code = tf.argmin(distances, axis=-1, output_type=tf.int32)
             chosen = tf.gather(codebook, code)
-            loss += tf.reduce_mean(tf.reduce_sum(tf.square(tf.stop_gradient(residual) - chosen), -1))
-            loss += self.beta * tf.reduce_mean(tf.reduce_sum(tf.square(residual - tf.stop_gradient(chosen)), -1))
+            losses.append(tf.reduce_mean(tf.reduce_sum(tf.square(tf.stop_gradient(residual) - chosen), -1))
+                          + self.beta * tf.reduce_mean(tf.reduce_sum(tf.square(residual - tf.stop_gradient(chosen)), -1)))
             quantized += chosen
             residual -= tf.stop_gradient(chosen)
             codes.append(code)
         straight_through = x + tf.stop_gradient(quantized - x)
-        return straight_through, tf.stack(codes, axis=1), loss
+        return straight_through, tf.stack(codes, axis=1), tf.stack(losses)
 
     def initialize_from(self, x: tf.Tensor | "np.ndarray", iterations: int = 10, seed: int = 0) -> None:
         """Sets each level's codebook by k-means on the residuals the previous levels leave for ``x``

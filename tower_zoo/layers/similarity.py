@@ -59,3 +59,16 @@ class Temperature(tf.keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "initial": self.initial, "learnable": self.learnable,
                 "min_value": self.min_value, "max_value": self.max_value}
+
+
+def max_similarity(query_heads: tf.Tensor, candidate_heads: tf.Tensor) -> tf.Tensor:
+    """Multi-head MaxSim: Σ_i max_j <q_i, c_j>, each query head matched to its best candidate head.
+
+    ``query_heads`` [B, Hq, d]; ``candidate_heads`` either [N, Hc, d] (every query row against every
+    candidate: -> [B, N]) or [B, M, Hc, d] (each query row against its own M candidates: -> [B, M]).
+    The max runs over the candidate heads j, the sum over the query heads i; it costs Hq·Hc dot products
+    of width d per (query, candidate) pair.
+    """
+    pattern = "bid,njd->bnij" if candidate_heads.shape.rank == 3 else "bid,bmjd->bmij"
+    products = tf.einsum(pattern, query_heads, candidate_heads)  # [B, N or M, Hq, Hc]
+    return tf.reduce_sum(tf.reduce_max(products, axis=-1), axis=-1)

@@ -9,8 +9,8 @@ from tower_zoo.models.int_tower import IntTower, IntTowerConfig
 from tower_zoo.models.logistic_regression import LogisticRegression, LogisticRegressionConfig
 from tower_zoo.models.mf import MatrixFactorization, MFConfig
 from tower_zoo.models.poly_encoder import PolyEncoder, PolyEncoderConfig
-from tower_zoo.models.rq_target_attention import (RQTargetAttention, RQTargetAttentionConfig,
-                                                  TargetAttentionConfig, TargetAttentionTeacher)
+from tower_zoo.models.rq_target_attention import RQTargetAttention, RQTargetAttentionConfig
+from tower_zoo.models.target_attention import TargetAttentionConfig, TargetAttentionTeacher
 from tower_zoo.models.multi_objective import MultiObjectiveConfig, MultiObjectiveModel
 from tower_zoo.models.three_tower import ThreeTower, ThreeTowerConfig
 
