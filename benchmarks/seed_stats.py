@@ -7,35 +7,31 @@ and keeps the epoch with the best validation AUC (patience 2), then reports test
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
-from scipy import stats
 
+from benchmarks import stats
 from tower_zoo.evaluation.preranking import PreRankingEvaluator, auc
 
 
 def mean_interval(values) -> tuple[float, float]:
     """(mean, half-width of the 95% Student-t interval of the mean); half-width NaN for one value."""
-    values = np.asarray(values, np.float64)
-    if len(values) < 2:
-        return float(values.mean()), float("nan")
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean()), float(half)
+    interval = stats.mean_interval(values)
+    return interval.mean, interval.half_width
 
 
 def paired_difference(a, b) -> dict[str, Any]:
     """Seed-paired difference a - b: mean, 95% half-width, and whether the interval excludes 0."""
-    mean, half = mean_interval(np.asarray(a) - np.asarray(b))
-    return {"mean": mean, "half_width": half, "within_noise": not (abs(mean) > half)}
+    difference = stats.difference_interval(a, b)
+    return {"mean": difference.mean, "half_width": difference.half_width,
+            "within_noise": not difference.excludes_zero()}
 
 
 def formatted(values, digits: int = 4) -> str:
-    mean, half = mean_interval(values)
-    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+    return stats.mean_interval(values).format(f".{digits}f")
 
 
 def train_and_test(model, split, seed: int, fit: Callable, epochs: int = 8) -> dict[str, Any]:
