@@ -252,3 +252,23 @@ def test_recency_embedding_counts_valid_items_after_each_position(split):
     spread[:, [3, 8]] = packed[:, :2]
     np.testing.assert_allclose(model.score(dict(batch, history=packed), batch).numpy(),
                                model.score(dict(batch, history=spread), batch).numpy(), rtol=1e-5)
+
+
+def test_candidate_lists_read_the_attended_codebook_without_tiling_and_match_pair_scores():
+    import tower_zoo
+    from tower_zoo.data import leave_last_out, synthetic_interactions
+    from tower_zoo.models.base import TwoTowerModel
+
+    split = leave_last_out(synthetic_interactions(num_users=20, num_items=40, interactions_per_user=6))
+    model = tower_zoo.create_model("rq_target_attention", split.data.feature_spec)
+    model.build_weights()
+    examples = split.examples("train")
+    users = model.user_embedding({k: v[:3] for k, v in examples.items()})
+    items = model.item_embedding(split.candidates()[0])
+    rows = np.array([[0, 5, 9, 2], [7, 7, 1, 3], [4, 0, 8, 6]])
+    lists = tf.nest.map_structure(lambda t: tf.gather(t, rows), items)               # [3, 4, ...]
+    got = model.candidate_list_logits(users, lists).numpy()
+    generic = TwoTowerModel.candidate_list_logits(model, users, lists).numpy()         # tile + pair_logits
+    np.testing.assert_allclose(got, generic, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, np.take_along_axis(model.logits(users, items).numpy(), rows, axis=1),
+                               rtol=1e-5, atol=1e-6)

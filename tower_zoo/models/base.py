@@ -116,6 +116,17 @@ class TwoTowerModel(tf.keras.Model):
         similarity = self.paired_similarity(user_embedding, item_embedding[:, tf.newaxis])[:, 0]
         return self.temperature(similarity) + self.score_bias
 
+    def candidate_list_logits(self, user_embedding, item_embedding) -> tf.Tensor:
+        """Each user against its own candidate list: user state (leaves [B, ...]) and candidate item states
+        (leaves [B, C, ...]) -> [B, C] logits. Serving a pre-ranker calls this once per request batch. The
+        default tiles every user's state to its C candidates and calls ``pair_logits``; a model whose user
+        state is large (TARQ's attended codebook) overrides it to read the state without copying it."""
+        candidates = tf.shape(tf.nest.flatten(item_embedding)[0])[1]
+        users = tf.nest.map_structure(lambda t: tf.repeat(t, candidates, axis=0), user_embedding)
+        items = tf.nest.map_structure(lambda t: tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0)),
+                                      item_embedding)
+        return tf.reshape(self.pair_logits(users, items), [-1, candidates])
+
     def score(self, user_features: dict[str, tf.Tensor], item_features: dict[str, tf.Tensor],
               training: bool = False) -> tf.Tensor:
         """Row-aligned (user i, item i) pairs: [B] logits."""

@@ -168,6 +168,15 @@ class RQTargetAttention(HistoryTowersModel):
         return self._logit(user_embedding["static"], self.interest(user_embedding, item_embedding["codes"]),
                            item_embedding["vector"])
 
+    def candidate_list_logits(self, user_embedding, item_embedding) -> tf.Tensor:
+        """[B, C] for each user's own C candidates (codes [B, C, L], vectors [B, C, D]) without copying the
+        [L, K, D] table per candidate: a gather of C code rows per level from the user's own table."""
+        codes, table = item_embedding["codes"], user_embedding["attended_codebook"]
+        interest = tf.add_n([tf.gather(table[:, level], codes[:, :, level], axis=1, batch_dims=1)
+                             for level in range(self.config.num_levels)])                   # [B, C, D]
+        user = user_embedding["static"][:, tf.newaxis] + interest
+        return self.temperature(tf.reduce_sum(user * item_embedding["vector"], axis=-1)) + self.score_bias
+
     def logits(self, user_embedding, item_embedding) -> tf.Tensor:
         """All pairs [B, N] without tiling the users' tables: a gather of N code rows per level."""
         interest = gather_attended_all_pairs(user_embedding["attended_codebook"], item_embedding["codes"])

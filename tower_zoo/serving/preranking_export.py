@@ -6,8 +6,9 @@ side cached offline, a cheap score per candidate.
   ``state_<path>`` (``state_names``).
 * The item cache is ``model.item_embedding`` of the whole corpus, computed offline in chunks
   (``item_cache``): ``{name: [N, ...]}`` per flattened item-state tensor, beside the raw item ids.
-* The score of user b and candidate c is ``model.pair_logits(user state of b, cached item state of c)``: the
-  user state tiled to the candidates, the item states gathered by raw id.
+* The scores of user b's candidates are ``model.candidate_list_logits(user state, cached item states gathered
+  by raw id as [B, C, ...])``: by default the user state tiled to the candidates and ``pair_logits``; a model
+  with a large user state (TARQ's attended codebook) reads it without copying.
 
 ``CandidateScorerModule`` -> ``scorer/``, one SavedModel, three signatures sharing its weights and cache:
 
@@ -58,11 +59,6 @@ def item_cache(model, item_features: Mapping[str, np.ndarray], chunk: int = 4096
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
-def tile_rows(tensor: tf.Tensor, times: tf.Tensor) -> tf.Tensor:
-    """[B, ...] -> [B · times, ...], each row repeated ``times`` times in place."""
-    return tf.repeat(tensor, times, axis=0)
-
-
 class CandidateScorerModule(tf.Module):
     """Raw user features and candidate item ids -> scores (see the module docstring).
 
@@ -100,12 +96,10 @@ class CandidateScorerModule(tf.Module):
         unknown = tf.logical_and(rows < 0, tf.logical_not(padding))
         _assert(tf.logical_not(tf.reduce_any(unknown)), "candidate item ids not in the item cache of this export "
                 "(first few):", tf.boolean_mask(candidate_ids, unknown))
-        count = tf.shape(candidate_ids)[1]
-        flat_rows = tf.reshape(tf.maximum(rows, 0), [-1])
-        users = tf.nest.pack_sequence_as(self.user_structure,
-                                         [tile_rows(state[name], count) for name in self.state_specs])
-        items = tf.nest.pack_sequence_as(self.item_structure, [tf.gather(v, flat_rows) for v in self.cache])
-        scores = tf.reshape(self.model.pair_logits(users, items), [batch, count])
+        users = tf.nest.pack_sequence_as(self.user_structure, [state[name] for name in self.state_specs])
+        items = tf.nest.pack_sequence_as(self.item_structure,
+                                         [tf.gather(v, tf.maximum(rows, 0)) for v in self.cache])  # [B, C, ...]
+        scores = self.model.candidate_list_logits(users, items)
         return {"scores": tf.where(padding, tf.constant(-np.inf, scores.dtype), scores)}
 
     def _score_candidates(self, candidate_ids, **state):
