@@ -118,15 +118,19 @@ def contrastive_interaction_loss(users: tf.Tensor, items: tf.Tensor, item_ids: t
     """CIR: users [B, d] and items [B, d] (row b's user and item), item_ids [B], anchors [B] bool (clicked).
 
     For each anchor row b: InfoNCE of cos(user_b, item_b) / T against cos(user_b, item_c) / T for every
-    row c of the batch whose item differs from item_b. Mean over anchors; 0 without any anchor."""
-    users, items = tf.math.l2_normalize(users, axis=-1), tf.math.l2_normalize(items, axis=-1)
-    logits = tf.matmul(users, items, transpose_b=True) / temperature           # [B, B]
-    same_item = tf.equal(item_ids[:, tf.newaxis], item_ids[tf.newaxis, :])
-    own = tf.eye(tf.shape(users)[0], dtype=tf.bool)
+    row c of the batch whose item differs from item_b. Mean over anchors; 0 without any anchor. Only the
+    anchors' rows of the [B, B] similarity matrix are computed ([P, B], P anchors)."""
+    anchor_rows = tf.where(anchors)[:, 0]                                        # [P]
+    anchor_users = tf.math.l2_normalize(tf.gather(users, anchor_rows), axis=-1)
+    items = tf.math.l2_normalize(items, axis=-1)
+    logits = tf.matmul(anchor_users, items, transpose_b=True) / temperature      # [P, B]
+    columns = tf.range(tf.shape(items)[0], dtype=anchor_rows.dtype)
+    own = tf.equal(anchor_rows[:, tf.newaxis], columns[tf.newaxis, :])
+    same_item = tf.equal(tf.gather(item_ids, anchor_rows)[:, tf.newaxis], item_ids[tf.newaxis, :])
     logits = tf.where(tf.logical_and(same_item, tf.logical_not(own)), tf.cast(-1e9, logits.dtype), logits)
-    losses = tf.reduce_logsumexp(logits, axis=-1) - tf.linalg.diag_part(logits)
-    weights = tf.cast(anchors, losses.dtype)
-    return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), tf.reduce_sum(weights))
+    positives = tf.reduce_sum(tf.where(own, logits, tf.zeros_like(logits)), axis=-1)
+    losses = tf.reduce_logsumexp(logits, axis=-1) - positives
+    return tf.math.divide_no_nan(tf.reduce_sum(losses), tf.cast(tf.size(losses), losses.dtype))
 
 
 @register_model("int_tower", IntTowerConfig)
