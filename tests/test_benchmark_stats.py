@@ -1,0 +1,46 @@
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks.stats import (format_difference, format_interval, mean_interval, paired_difference, parse_seeds,
+                              summarize, t_quantile_975)
+
+
+def test_t_interval_by_hand():
+    mean, half = mean_interval([1.0, 2.0, 3.0])
+    # s = 1, n = 3, t_{0.975, 2} = 4.3027: half-width 4.3027 / sqrt(3) = 2.4842
+    assert mean == 2.0 and half == pytest.approx(4.3027 / math.sqrt(3), rel=1e-6)
+    assert mean_interval([0.5, 0.5, 0.5]) == (0.5, 0.0)
+    single = summarize([0.7])
+    assert single["mean"] == 0.7 and math.isnan(single["ci"]) and format_interval(single) == "0.7000"
+
+
+def test_t_quantiles_match_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 4, 9, 30, 31, 60, 500):
+        assert t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), rel=2e-4), df
+    with pytest.raises(ValueError, match="at least 2 values"):
+        t_quantile_975(0)
+
+
+def test_paired_difference_cancels_what_the_seed_does_to_both():
+    reference = np.array([0.60, 0.70, 0.80])                 # seeds move both rows a lot ...
+    better = reference + np.array([0.010, 0.012, 0.011])     # ... the gap is steady
+    difference = paired_difference(better, reference)
+    assert difference["mean"] == pytest.approx(0.011) and not difference["within_noise"]
+    # Unpaired, the two intervals overlap almost entirely: pairing is what resolves the gap.
+    low, high = mean_interval(reference), mean_interval(better)
+    assert abs(high[0] - low[0]) < low[1] + high[1]
+    noisy = paired_difference(reference + np.array([0.01, -0.012, 0.004]), reference)
+    assert noisy["within_noise"] and format_difference(noisy).endswith("(noise)")
+    assert format_difference(difference) == "+0.0110 ± 0.0025"
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_difference([0.1, 0.2], [0.1, 0.2, 0.3])
+
+
+def test_parse_seeds():
+    assert parse_seeds("42, 43,44") == [42, 43, 44] and parse_seeds(["1", "2"]) == [1, 2]
+    for bad in ("1,1", "a,b", ""):
+        with pytest.raises(ValueError, match="--seeds"):
+            parse_seeds(bad)
