@@ -137,7 +137,8 @@ def main(argv):
     lines = [f"IntTower protocol on {data.name}: rating 3 dropped, label = rating > 3, random 80/20 split per seed "
              f"({sizes['train']:,} train / {sizes['valid']:,} validation / {sizes['test']:,} test exposures), "
              f"batch 2048, Adam 1e-3, up to {FLAGS.epochs} epochs, early stopping on validation AUC (patience "
-             f"{FLAGS.patience}). Mean ± 95% t-interval over {len(seeds)} seeds ({', '.join(map(str, seeds))}); {minutes:.0f} min on this 2-core machine."]
+             f"{FLAGS.patience}). Mean ± 95% t-interval over {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
+             f"{minutes:.0f} min on this 2-core machine."]
     for variant, rows in tables.items():
         lines += ["", f"### Label-rate features {variant}", ""]
         lines += rows.markdown(COLUMNS, REFERENCE if REFERENCE in rows.runs else None, "auc")
