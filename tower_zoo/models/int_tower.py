@@ -16,9 +16,10 @@ Read against the paper (arXiv 2210.09890) and the official PyTorch code (github.
   ``normalize_heads=True`` instead L2-normalizes every head and divides the sum by ``temperature``
   (cosines bound each term to [-1, 1]); it is an option, off by default, because neither the paper nor the
   code has it.
-* CIR (contrastive interaction regularization). The paper: an InfoNCE loss that pulls a user's
-  representation toward the item it clicked and away from the other items of the batch, added to the
-  log loss. Here: anchors are the batch's clicked rows (``features[LABEL_FEATURE] = 1``; every row under
+* CIR (contrastive interaction regularization). The paper: an InfoNCE loss that shortens the distance
+  between a user and its positive (clicked) items, added to the log loss; InfoNCE's negatives being the
+  other items of the batch. (The full paper text was not reachable with our tools: this is the abstract,
+  the official README and summaries of section 3; the paper's λ and τ values are not known to us.) Here: anchors are the batch's clicked rows (``features[LABEL_FEATURE] = 1``; every row under
   the retrieval task); the representation is each tower's last FE layer, its heads flattened and
   L2-normalized ([B, H · head_dim], as the official code's ``user_fe_rep[-1]`` / ``item_fe_rep[-1]``);
   candidates are the items of *all* B rows (clicked or not), the positive is the row's own item, and a
@@ -30,7 +31,8 @@ Read against the paper (arXiv 2210.09890) and the official PyTorch code (github.
   *summed* over the batch; at HEAD (65be655 + a234d89, 2023-08-29) it is an in-batch InfoNCE with
   τ = 0.07 that indexes the positive column by the 0/1 label (column 0 or 1 of the batch, not the row's
   own item), and it is no longer added to the loss. We follow the paper; ``cir_temperature`` = 0.07 as
-  at HEAD.
+  at HEAD; ``cir_weight`` = 0.1 (the release adds CIR with weight 1 to a log loss summed over a batch of
+  2048 rows, ≈ 1/2048 relative to our mean log loss).
 
 Other differences to the official code, and why: the user heads project each user layer's *output*
 (the official ``User_Fe_DNN`` projects each layer's input, so its first heads read the raw field
