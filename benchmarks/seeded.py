@@ -48,7 +48,8 @@ class SeededRows:
         row's paired difference to it on ``compare_metric``."""
         headers = [header for _, header, _ in columns]
         if reference is not None:
-            headers.append(f"Δ {compare_metric} vs {reference}")
+            name = next((header for metric, header, _ in columns if metric == compare_metric), compare_metric)
+            headers.append(f"Δ {name} vs {reference}")
         lines = [f"| {first_column} | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(headers)]
         for label in self.runs:
             cells = []

@@ -44,3 +44,22 @@ def test_parse_seeds():
     for bad in ("1,1", "a,b", ""):
         with pytest.raises(ValueError, match="--seeds"):
             parse_seeds(bad)
+
+
+def test_seeded_rows_table_marks_the_reference_and_noise():
+    from benchmarks.seeded import SeededRows
+
+    rows = SeededRows([1, 2, 3])
+    for seed, (ref, steady, noisy) in zip([1, 2, 3], [(0.60, 0.61, 0.61), (0.70, 0.71, 0.69), (0.80, 0.81, 0.80)]):
+        rows.add("ref", seed, {"auc": ref, "cost": 1.0})
+        rows.add("steady", seed, {"auc": steady, "cost": 2.0})
+        rows.add("noisy", seed, {"auc": noisy})
+    table = rows.markdown([("auc", "AUC", 4), ("cost", "cost", 1)], "ref", "auc")
+    assert table[0] == "| model | AUC | cost | Δ AUC vs ref |"
+    assert table[2] == "| ref | 0.7000 ± 0.2484 | 1.0 ± 0.0 | reference |"
+    assert table[3] == "| steady | 0.7100 ± 0.2484 | 2.0 ± 0.0 | +0.0100 ± 0.0000 |"
+    assert table[4].startswith("| noisy | 0.7000 ± ") and table[4].endswith(" | – | +0.0000 ± 0.0248 (noise) |")
+    assert rows.means("cost") == {"ref": {"cost": 1.0}, "steady": {"cost": 2.0}}
+    assert set(rows.points("cost", "auc")) == {"ref", "steady"}
+    with pytest.raises(ValueError, match="seed 4 is not one of"):
+        rows.add("ref", 4, {"auc": 0.5})
