@@ -9,4 +9,5 @@ from tower_zoo.layers.quantizer import ResidualQuantizer
 from tower_zoo.layers.similarity import L2Normalize, Temperature
 from tower_zoo.layers.tower import MLPTower
 
-__all__ = ["masked_attention_pool", "ContextEncoder", "TransformerBlock", "ResidualQuantizer", "LightSE", "StepSeededDropout", "MLP", "MLPTower", "L2Normalize", "Temperature"]
+__all__ = ["masked_attention_pool", "ContextEncoder", "TransformerBlock", "ResidualQuantizer", "LightSE",
+           "StepSeededDropout", "MLP", "MLPTower", "L2Normalize", "Temperature"]
