@@ -1,18 +1,22 @@
 """Pre-ranking models on MovieLens-100K exposures: AUC, GAUC, logloss and per-candidate scoring cost.
 
-    python -m benchmarks.preranking [--epochs 8] [--out benchmarks/results]
+    python -m benchmarks.preranking [--seeds 42,43,44] [--epochs 8] [--out benchmarks/results]
 
 Protocol: every rating is an exposure; label like = rating >= 4 (second objective love = rating 5); a global
 time split puts the latest 20% of exposures in the test set (20,001 impressions) and the 10% before them in a
-validation set. Every model trains pointwise (BCE on like) with the same seed, one epoch at a time up to
---epochs, keeping the epoch with the best validation AUC (patience 2); the RQ student is trained twice, with and without distillation
-from the target-attention teacher (MSE on logits + pairwise rank loss). The fused row adds an int_tower
-trained on love and fuses the two probabilities (like + 0.5 · love) at scoring time.
+validation set. Every model trains pointwise (BCE on like) once per seed, one epoch at a time up to --epochs,
+keeping the epoch with the best validation AUC (patience 2); the RQ student is trained twice, with and without
+distillation from the same seed's target-attention teacher (MSE on logits + pairwise rank loss). The fused row
+adds an int_tower trained on love and fuses the two probabilities (like + 0.5 · love) at scoring time. The split
+is the same for every seed (a time split), so the interval measures training noise. Every cell is mean ± 95%
+t-interval over the seeds (``benchmarks/stats.py``); the last column is each row's paired AUC difference to
+DSSM, marked "(noise)" when its interval contains 0 (with 20,001 test impressions, AUC gaps of a few
+thousandths usually are).
 
 Scoring cost: for one user and the whole 1,682-item corpus, the user side computed once, the item side
 taken from a cache (both outside the timer), then all candidates scored in one batch; microseconds per
 candidate on this 2-core CPU (median of 5).
-Writes preranking.md, preranking.json and preranking.png to --out; AUC is checked against
+Writes preranking.md, preranking.json and preranking.png to --out; mean AUC is checked against
 benchmarks/baselines.json (--check exits 1 on a regression).
 """
 
@@ -30,13 +34,15 @@ from absl import app, flags
 
 from benchmarks.baselines import regressions
 from benchmarks.plots import labelled_scatter
+from benchmarks.seeded import SeededRows
+from benchmarks.stats import parse_seeds
 from tower_zoo.data import load_dataset, time_split
 from tower_zoo.evaluation.preranking import PreRankingEvaluator, auc, gauc
 from tower_zoo.training import Trainer
 from tower_zoo.training.objectives import fuse_objective_scores
 
 flags.DEFINE_integer("epochs", 8, "Most epochs per model (early stopping on validation AUC, patience 2).")
-flags.DEFINE_integer("seed", 42, "Seed.")
+flags.DEFINE_list("seeds", ["42", "43", "44"], "Seeds; every row runs once per seed (>= 3 for an interval).")
 flags.DEFINE_string("out", "benchmarks/results", "Output directory.")
 flags.DEFINE_string("dataset", "movielens-100k", "Dataset name (movielens-1m needs --data_dir).")
 flags.DEFINE_string("data_dir", None, "GroupLens files.")
@@ -68,23 +74,28 @@ def scoring_cost_us(model, split) -> float:
     return 1e6 * float(np.median(times)) / count
 
 
-def main(argv):
-    del argv
-    split = time_split(load_dataset(FLAGS.dataset, FLAGS.data_dir), test_fraction=0.2, valid_fraction=0.1)
+COLUMNS = [("auc", "AUC", 4), ("gauc", "GAUC", 4), ("logloss", "logloss", 4),
+           ("auc_love", "AUC (love = 5 stars)", 4), ("us_per_candidate", "µs / candidate", 2),
+           ("seconds_per_epoch", "s/epoch", 1), ("best_epoch", "best epoch", 1)]
+REFERENCE = "dssm"
+
+
+def run_seed(split, seed, rows: SeededRows) -> None:
+    """Every row of the table for one seed."""
     valid = split.examples("valid")
     train, labels, test = split.examples("train"), split.labels("train"), split.examples("test")
     test_labels = split.labels("test")
     evaluator = PreRankingEvaluator()
-    rows, teacher_logits, like_logits = {}, None, {}
+    teacher_logits, like_logits = None, {}
 
     def run(label, name, overrides, objective="like", distill=None):
         model = tower_zoo.create_model(name, split.data.feature_spec, **overrides)
         if name == "rq_target_attention":
             model.build_weights()
-            model.initialize_codebooks(split.candidates()[0], seed=FLAGS.seed)
+            model.initialize_codebooks(split.candidates()[0], seed=seed)
         started = time.perf_counter()
         valid_labels = split.labels("valid")[objective]
-        stopped = Trainer(model, task="ranking", epochs=FLAGS.epochs, seed=FLAGS.seed).fit_with_early_stopping(
+        stopped = Trainer(model, task="ranking", epochs=FLAGS.epochs, seed=seed).fit_with_early_stopping(
             train, lambda m: auc(valid_labels, evaluator.predict(m, valid)), labels=labels[objective],
             teacher_logits=distill, verbose=False)
         seconds = (time.perf_counter() - started) / len(stopped["values"])
@@ -94,9 +105,10 @@ def main(argv):
                "seconds_per_epoch": seconds, "us_per_candidate": scoring_cost_us(model, split),
                "best_epoch": stopped["best_epoch"]}
         if name == "rq_target_attention":
-            row["codebook_usage"] = model.codebook_usage(split.candidates()[0])
-        rows[label] = row
-        print(f"{label:42s} AUC {row['auc']:.4f} GAUC {row['gauc']:.4f} logloss {row['logloss']:.4f} "
+            rows.extras.setdefault(label, {}).setdefault("codebook_usage", {})[seed] = model.codebook_usage(
+                split.candidates()[0])
+        rows.add(label, seed, row)
+        print(f"{label:42s} seed {seed} AUC {row['auc']:.4f} GAUC {row['gauc']:.4f} logloss {row['logloss']:.4f} "
               f"{row['us_per_candidate']:.2f}us/cand {seconds:.1f}s/epoch best epoch {stopped['best_epoch']}",
               flush=True)
         return model
@@ -113,41 +125,54 @@ def main(argv):
     like_logits["love"] = evaluator.predict(love_model, test)
     fused = fuse_objective_scores(like_logits, {"like": 1.0, "love": 0.5})
     users = test[split.data.feature_spec.user_id_feature]
-    fused_row = {"auc": auc(test_labels["like"], fused), "gauc": gauc(test_labels["like"], fused, users)[0],
-                 "auc_love": auc(test_labels["love"], fused)}
-    lines = [f"{split.data.name} exposures, global time split (test = latest 20%: {len(users):,} impressions), "
-             f"{FLAGS.epochs} epochs, seed {FLAGS.seed}. Label like = rating >= 4.", "",
-             "| model | AUC | GAUC | logloss | AUC (love = 5 stars) | µs / candidate | s/epoch | best epoch |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {n} | {r['auc']:.4f} | {r['gauc']:.4f} | {r['logloss']:.4f} | {r['auc_love']:.4f} | "
-              f"{r['us_per_candidate']:.2f} | {r['seconds_per_epoch']:.1f} | {r['best_epoch']} |"
-              for n, r in rows.items()]
-    lines.append(f"| int_tower like + 0.5 · love (two models, fused) | {fused_row['auc']:.4f} | "
-                 f"{fused_row['gauc']:.4f} | – | {fused_row['auc_love']:.4f} | – | – | – |")
-    for name, row in rows.items():
-        if "codebook_usage" in row:
-            usage = row["codebook_usage"]
-            lines.append(f"\n{name}: codewords used per level {usage['used']} of 64, perplexity "
+    rows.add("int_tower like + 0.5 · love (two models, fused)", seed,
+             {"auc": auc(test_labels["like"], fused), "gauc": gauc(test_labels["like"], fused, users)[0],
+              "auc_love": auc(test_labels["love"], fused)})
+
+
+def codebook_lines(rows: SeededRows) -> list[str]:
+    lines = []
+    for label, extras in rows.extras.items():
+        for seed, usage in extras.get("codebook_usage", {}).items():
+            lines.append(f"{label}, seed {seed}: codewords used per level {usage['used']} of 64, perplexity "
                          f"{[round(p, 1) for p in usage['perplexity']]}, relative reconstruction error "
                          f"{usage['relative_reconstruction_error']:.4f}")
-    flagged = regressions(rows, split.data.name, "preranking") if FLAGS.epochs == 8 else []
-    lines += [""] + (flagged or ["No regression against benchmarks/baselines.json."])
+    return lines
+
+
+def main(argv):
+    del argv
+    seeds = parse_seeds(FLAGS.seeds)
+    split = time_split(load_dataset(FLAGS.dataset, FLAGS.data_dir), test_fraction=0.2, valid_fraction=0.1)
+    rows = SeededRows(seeds)
+    started = time.perf_counter()
+    for seed in seeds:
+        run_seed(split, seed, rows)
+    minutes = (time.perf_counter() - started) / 60
+    impressions = len(split.test)
+    lines = [f"{split.data.name} exposures, global time split (test = latest 20%: {impressions:,} impressions), up "
+             f"to {FLAGS.epochs} epochs (best validation AUC kept). Label like = rating >= 4. Mean ± 95% t-interval "
+             f"over {len(seeds)} seeds ({', '.join(map(str, seeds))}); {minutes:.0f} min on this 2-core machine.", ""]
+    lines += rows.markdown(COLUMNS, REFERENCE, "auc")
+    lines += [""] + rows.noise_summary(REFERENCE, "auc") + [""] + codebook_lines(rows)
+    flagged = regressions(rows.means("auc"), split.data.name, "preranking") if FLAGS.epochs == 8 else []
+    lines += [""] + (flagged or ["No regression of mean AUC against benchmarks/baselines.json."])
     os.makedirs(FLAGS.out, exist_ok=True)
     with open(os.path.join(FLAGS.out, "preranking.md"), "w") as handle:
         handle.write("\n".join(lines) + "\n")
     with open(os.path.join(FLAGS.out, "preranking.json"), "w") as handle:
-        json.dump({"epochs": FLAGS.epochs, "seed": FLAGS.seed, "models": rows, "fused": fused_row}, handle, indent=2)
+        json.dump({"epochs": FLAGS.epochs, "seeds": seeds, "test_impressions": impressions,
+                   "models": rows.to_json(), "minutes": minutes}, handle, indent=2)
     plot(rows, os.path.join(FLAGS.out, "preranking.png"))
     print("\n".join(lines))
     if FLAGS.check and flagged:
         raise SystemExit(1)
 
 
-def plot(rows, path):
-    """Test AUC against measured scoring cost per candidate."""
-    labelled_scatter({label: (row["us_per_candidate"], row["auc"]) for label, row in rows.items()}, path,
-                     "µs per candidate (user side cached, 2-core CPU)", "test AUC (like)",
-                     "Pre-ranking: quality vs scoring cost", log_x=True)
+def plot(rows: SeededRows, path):
+    """Mean test AUC (with its interval) against measured scoring cost per candidate."""
+    labelled_scatter(rows.points("us_per_candidate", "auc"), path, "µs per candidate (user side cached, 2-core CPU)",
+                     "test AUC (like), mean ± 95% CI", "Pre-ranking: quality vs scoring cost", log_x=True)
 
 
 if __name__ == "__main__":

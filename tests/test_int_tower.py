@@ -5,7 +5,7 @@ import tensorflow as tf
 import tower_zoo
 from tower_zoo.data import synthetic_interactions, time_split
 from tower_zoo.layers import LightSE
-from tower_zoo.models.int_tower import max_sim_scores
+from tower_zoo.models.int_tower import contrastive_interaction_loss, max_sim_scores
 from tower_zoo.training import Trainer
 
 
@@ -29,11 +29,59 @@ def test_light_se_by_hand():
 
 
 def test_max_sim_score_by_hand():
-    users = tf.constant([[[1.0, 0.0], [0.0, 1.0]]])             # two user heads
-    items = tf.constant([[[1.0, 0.0], [0.6, 0.8]], [[0.0, -1.0], [-1.0, 0.0]]])
-    # item 0: head 1 -> max(1, 0.6) = 1, head 2 -> max(0, 0.8) = 0.8 => 1.8; item 1: max(0,-1)=0 + max(-1,0)=0
-    np.testing.assert_allclose(max_sim_scores(users, items).numpy(), [[1.8, 0.0]], rtol=1e-6)
-    np.testing.assert_allclose(max_sim_scores(users, items[tf.newaxis]).numpy(), [[1.8, 0.0]], rtol=1e-6)
+    users = tf.constant([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])   # three user heads (layers x heads)
+    items = tf.constant([[[2.0, 0.0], [0.0, 1.0]],                 # item 0: two heads
+                         [[0.0, -1.0], [-1.0, 0.0]]])              # item 1
+    # item 0: dots per user head [2, 0], [0, 1], [2, 1] -> max over item heads 2 + 1 + 2 = 5.
+    #   (a max over the user heads instead would give max(2, 0, 2) + max(0, 1, 1) = 3.)
+    # item 1: [0, -1], [-1, 0], [-1, -1] -> 0 + 0 + (-1) = -1   (over user heads: 0 + 0 = 0)
+    np.testing.assert_allclose(max_sim_scores(users, items).numpy(), [[5.0, -1.0]], rtol=1e-6)
+    np.testing.assert_allclose(max_sim_scores(users, items[tf.newaxis]).numpy(), [[5.0, -1.0]], rtol=1e-6)
+
+
+def test_fe_block_score_is_the_raw_max_sim_sum_and_normalization_is_an_option(split):
+    examples = {k: v[:5] for k, v in split.examples("train").items()}
+    model = _model(split)
+    users, items = model.user_embedding(examples).numpy(), model.item_embedding(examples).numpy()
+    assert not np.allclose(np.linalg.norm(users, axis=-1), 1.0, atol=1e-3)   # raw projections, as the code
+    expected = np.einsum("bud,nhd->bnuh", users, items).max(-1).sum(-1)      # T = 1, bias 0 at start
+    np.testing.assert_allclose(model.score_matrix(examples, examples).numpy(), expected, rtol=1e-4, atol=1e-5)
+    cosine = _model(split, normalize_heads=True, temperature=0.5)
+    users, items = cosine.user_embedding(examples).numpy(), cosine.item_embedding(examples).numpy()
+    np.testing.assert_allclose(np.linalg.norm(users, axis=-1), 1.0, rtol=1e-5)
+    expected = np.einsum("bud,nhd->bnuh", users, items).max(-1).sum(-1) / 0.5
+    np.testing.assert_allclose(cosine.score_matrix(examples, examples).numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def _info_nce_by_hand(users, items, item_ids, anchors, temperature):
+    users = users / np.linalg.norm(users, axis=1, keepdims=True)
+    items = items / np.linalg.norm(items, axis=1, keepdims=True)
+    losses = []
+    for b in np.flatnonzero(anchors):
+        columns = [c for c in range(len(items)) if c == b or item_ids[c] != item_ids[b]]
+        logits = np.array([users[b] @ items[c] for c in columns]) / temperature
+        losses.append(np.log(np.exp(logits).sum()) - users[b] @ items[b] / temperature)
+    return float(np.mean(losses))
+
+
+def test_cir_by_hand_every_row_item_is_a_candidate_accidental_hits_masked():
+    rng = np.random.default_rng(0)
+    users, items = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    item_ids = np.array([7, 8, 7, 9, 8])                          # rows 0 and 2 share an item, 1 and 4 too
+    anchors = np.array([True, False, True, True, False])          # clicked rows
+    got = float(contrastive_interaction_loss(tf.constant(users, tf.float32), tf.constant(items, tf.float32),
+                                             tf.constant(item_ids), tf.constant(anchors), 0.5))
+    expected = _info_nce_by_hand(users, items, item_ids, anchors, 0.5)
+    assert got == pytest.approx(expected, rel=1e-5)
+    # What plausible wrong versions give: only clicked rows as candidates, no accidental-hit mask, all rows
+    # as anchors.
+    clicked = _info_nce_by_hand(users[anchors], items[anchors], item_ids[anchors], np.ones(3, bool), 0.5)
+    unmasked = _info_nce_by_hand(users, items, np.arange(5), anchors, 0.5)
+    every_row = _info_nce_by_hand(users, items, item_ids, np.ones(5, bool), 0.5)
+    assert min(abs(w - expected) for w in (clicked, unmasked, every_row)) > 0.01
+    none = contrastive_interaction_loss(tf.constant(users, tf.float32), tf.constant(items, tf.float32),
+                                        tf.constant(item_ids), tf.constant([False] * 5), 0.5)
+    assert float(none) == 0.0
 
 
 def test_shapes_and_item_side_is_cacheable(split):
@@ -48,15 +96,20 @@ def test_shapes_and_item_side_is_cacheable(split):
     assert plain.user_embedding(examples).shape == (5, 1, 4) and plain.item_embedding(examples).shape == (5, 1, 4)
 
 
-def test_cir_uses_only_clicked_rows(split):
-    model = _model(split)
+def test_cir_reads_the_last_layer_heads_of_clicked_rows(split):
+    model = _model(split, cir_weight=0.5)
     examples = {k: v[:8] for k, v in split.examples("train").items()}
-    users, items = model.user_embedding(examples), model.item_embedding(examples)
-    none_clicked = dict(examples, __label__=np.zeros(8, np.float32))
-    assert float(model.auxiliary_loss(users, items, none_clicked)) == 0.0
-    clicked = dict(examples, __label__=np.ones(8, np.float32))
-    assert float(model.auxiliary_loss(users, items, clicked)) > 0.0
-    assert float(_model(split, use_cir=False).auxiliary_loss(users, items, clicked)) == 0.0
+    users, items = model.user_embedding(examples).numpy(), model.item_embedding(examples).numpy()
+    labels = np.array([1, 0, 1, 1, 0, 1, 0, 0], np.float32)
+    got = float(model.auxiliary_loss(tf.constant(users), tf.constant(items), dict(examples, __label__=labels)))
+    last_layer = users[:, -3:].reshape(8, -1)                    # L=2 layers x H=3 heads: the last 3 heads
+    expected = 0.5 * _info_nce_by_hand(last_layer, items.reshape(8, -1), examples["item_id"], labels > 0.5, 0.07)
+    assert got == pytest.approx(expected, rel=1e-4)
+    first_layer = 0.5 * _info_nce_by_hand(users[:, :3].reshape(8, -1), items.reshape(8, -1), examples["item_id"],
+                                          labels > 0.5, 0.07)
+    assert abs(first_layer - expected) > 1e-3
+    assert float(model.auxiliary_loss(users, items, dict(examples, __label__=np.zeros(8, np.float32)))) == 0.0
+    assert float(_model(split, use_cir=False).auxiliary_loss(users, items, dict(examples, __label__=labels))) == 0.0
 
 
 @pytest.mark.parametrize("flags", [{}, {"use_light_se": False, "use_fe_block": False, "use_cir": False}])

@@ -5,6 +5,7 @@ from tower_zoo.data.spec import (CategoricalFeature, FeatureSpec, NumericFeature
                                  SequenceFeature)
 from tower_zoo.data.pipeline import make_dataset
 from tower_zoo.data.splits import RetrievalSplit, leave_last_out, time_split
+from tower_zoo.data.exposure_split import ExposureSplit, random_exposure_split
 from tower_zoo.data.synthetic import synthetic_interactions
 from tower_zoo.data.catalog import list_datasets, load_dataset
 from tower_zoo.data.movielens import movielens_100k, movielens_100k_wheel_path, movielens_1m

@@ -3,14 +3,23 @@
 Each tower also reads a learned *augmented vector*, one per user (a_u) and one per item (a_v),
 concatenated to its feature embeddings before the MLP. Two extra losses:
 
-* Adaptive-Mimic Mechanism (AMM), on positive pairs only: a_u learns to mimic the item tower's output
-  for the user's positives and a_v the user tower's output for the item's positives,
+* Adaptive-Mimic Mechanism (AMM), on positive pairs only: a_u learns to mimic the *item* tower's
+  output for the user's positives and a_v the *user* tower's output for the item's positives. The paper
+  writes it per side as (1/T) Σ_(u,v,y) [y·a_u + (1 - y)·p_v - p_v]², which is y·(a_u - p_v)²: a row
+  with label y = 0 contributes nothing. Here, over a batch of B rows with labels y_b,
 
-      L_amm = mean_pos ||a_u - sg(p_v)||² + ||a_v - sg(p_u)||²
+      L_amm = (1/B) Σ_b y_b · ( ||a_u,b - sg(p_v,b)||² + ||a_v,b - sg(p_u,b)||² )
 
-  where sg is stop-gradient: the mimic loss moves only the augmented vectors, never the opposite
-  tower. Through a_u, the user tower sees information about the items the user interacts with (and
-  vice versa): an implicit cross-tower interaction that stays cacheable.
+  with ||·||² the squared L2 norm (a sum over the D output dimensions, our reading of the paper's square
+  of a vector) and the mean over all B rows, unlabelled ones included, as the paper's 1/T. Under the
+  retrieval task every row is a positive (y_b = 1); under ``task="ranking"`` the exposure label
+  (``features[LABEL_FEATURE]``) gates each row, so a_u is never pulled toward an item the user
+  disliked. The DAT baseline released with IntTower's code (``preprocessing/utils.py``,
+  ``dual_augmented_loss``) gates the same way but takes the mean over rows *and* dimensions, i.e. our
+  value divided by D (a constant factor ``amm_weight`` absorbs). sg is stop-gradient: the mimic loss
+  moves only the augmented vectors, never the opposite tower. Through a_u, the user tower sees
+  information about the items the user interacts with (and vice versa): an implicit cross-tower
+  interaction that stays cacheable.
 * Category Alignment Loss (CAL): item embeddings of categories with few items are pushed toward the
   covariance structure of the largest category, so the model transfers what it learned there:
 
@@ -21,6 +30,8 @@ concatenated to its feature embeddings before the MLP. Two extra losses:
   category comes from ``category_feature`` (MovieLens: genres; an item is in every genre it lists).
 
 Loss: L = L_task + amm_weight · L_amm + cal_weight · L_ca; ``use_amm`` / ``use_cal`` turn each off.
+CAL reads every row's item vector whatever its label: it aligns the geometry of the item space, which
+does not depend on who clicked (the paper computes it over the batch's items).
 Serving: a_v is part of the item tower's input, so item vectors are cached as for DSSM; a_u is one
 embedding lookup per request.
 """
@@ -34,7 +45,7 @@ import tensorflow as tf
 from tower_zoo.data.spec import PAD_INDEX, SequenceFeature
 from tower_zoo.layers import L2Normalize, MLPTower
 from tower_zoo.models.dssm import DSSMConfig
-from tower_zoo.models.base import TwoTowerModel
+from tower_zoo.models.base import LABEL_FEATURE, TwoTowerModel
 from tower_zoo.models.config_checks import check_at_least
 from tower_zoo.registry import register_model
 
@@ -114,12 +125,22 @@ class DualAugmentedTwoTower(TwoTowerModel):
         a_v = self.item_augment(features[self.feature_spec.item_id_feature])
         return self._output(self.item_tower(features, training=training, extra_inputs=a_v))
 
-    def mimic_loss(self, user_embedding, item_embedding, features) -> tf.Tensor:
-        """L_amm over a batch of positive pairs (stop-gradient on both towers' outputs)."""
+    def mimic_errors(self, user_embedding, item_embedding, features) -> tuple[tf.Tensor, tf.Tensor]:
+        """Per row, ([B] ||a_u - sg(p_v)||², [B] ||a_v - sg(p_u)||²): each augmented vector against the
+        *opposite* tower's output, summed over the D dimensions."""
         a_u, a_v = self.augmented_vectors(features)
         user_side = tf.reduce_sum(tf.square(a_u - tf.stop_gradient(item_embedding)), axis=-1)
         item_side = tf.reduce_sum(tf.square(a_v - tf.stop_gradient(user_embedding)), axis=-1)
-        return tf.reduce_mean(user_side + item_side)
+        return user_side, item_side
+
+    def mimic_loss(self, user_embedding, item_embedding, features) -> tf.Tensor:
+        """L_amm (module docstring): rows gated by ``features[LABEL_FEATURE]`` when present (all rows are
+        positives otherwise), averaged over all B rows."""
+        user_side, item_side = self.mimic_errors(user_embedding, item_embedding, features)
+        errors = user_side + item_side
+        if LABEL_FEATURE in features:
+            errors = tf.cast(features[LABEL_FEATURE], errors.dtype) * errors
+        return tf.reduce_mean(errors)
 
     def category_membership(self, features) -> tf.Tensor:
         """[B, K] 0/1: item b belongs to category k (padding and OOV columns dropped)."""
