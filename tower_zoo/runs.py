@@ -102,7 +102,7 @@ def training_inputs(model, split: RetrievalSplit, trainer_config, hard_negatives
                     allow_data_change: bool = False) -> dict[str, Any]:
     """The keyword arguments of ``Trainer.fit`` beyond the examples: the item table, hard negatives
     mined with the model of run ``hard_negatives_from``, and multi-objective labels or weights
-    (objectives from ratings: click = any rating, like = rating >= 4); for task="ranking", the
+    (objectives from ratings: click = any rating, like = rating >= 4, love = the top rating); for task="ranking", the
     like labels of every exposure."""
     examples = split.examples("train")
     item_table, _ = split.candidates()
@@ -123,7 +123,7 @@ def training_inputs(model, split: RetrievalSplit, trainer_config, hard_negatives
         previous, _, _ = load_run(hard_negatives_from, data=split.data, allow_data_change=allow_data_change)
         inputs["hard_negatives"] = mine_hard_negatives(previous, examples, item_table, trainer_config.hard_negatives,
                                                        hard_rank_range, seed=trainer_config.seed)
-    labels = movielens_objectives(split.train["rating"].to_numpy())
+    labels = {**movielens_objectives(split.train["rating"].to_numpy()), "love": split.labels("train")["love"]}
     if getattr(model, "objective_names", None):
         inputs["objective_labels"] = labels
     elif objective_weights:
