@@ -1,3 +1,5 @@
+import collections
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -90,3 +92,40 @@ def test_trains_on_nested_levels_and_refuses_bad_ones(split):
                                                              verbose=False)
     with pytest.raises(ValueError, match="base_rates must decrease"):
         _model(split, base_rates=(0.5, 0.6, 0.1))
+
+
+def test_level_report_against_the_standard_evaluator_and_by_hand():
+    from tower_zoo.evaluation import ExactIndex, RetrievalEvaluator
+    from tower_zoo.evaluation.levels import level_report
+
+    split = leave_last_out(synthetic_interactions(num_users=50, num_items=40, interactions_per_user=9), num_test=3)
+    model = tower_zoo.create_model("dssm", split.data.feature_spec, hidden_units=(8,))
+    levels = 1 + (split.test["rating"].to_numpy() >= 4) + (split.test["rating"].to_numpy() >= 5)
+    # the synthetic users may rate an item twice: one level per (user, item), the highest
+    levels = split.test.assign(level=levels).groupby(["user_id", "item_id"])["level"].transform("max").to_numpy()
+    oracle = {}  # a level score that is the truth: AUC 1 at every level
+
+    def truth(users, items):
+        return np.stack([oracle[(u, i)] >= t for u, i in zip(users["user_id"], items["item_id"])
+                         for t in (1, 2, 3)]).reshape(-1, 3).astype(float)
+
+    codes = split.examples("test")
+    for u, i, level in zip(codes["user_id"], codes["item_id"], levels):
+        oracle[(u, i)] = level
+    oracle = collections.defaultdict(int, oracle)
+    report = level_report(model, split, levels, ("rated", "like", "love"), truth, ks=(10,), negatives=5)
+    queries, targets, exclude = split.queries("test")
+    items, ids = split.candidates()
+    standard = RetrievalEvaluator(ks=(10,), use_scann=False).evaluate(model, queries, items, ids, targets, exclude)
+    assert report["rated/recall@10"] == pytest.approx(standard.metrics["exact"]["recall@10"])
+    assert report["rated/auc"] == report["like/auc"] == report["love/auc"] == 1.0
+    # level 3 by hand: only users with a loved held-out item, only those items as targets
+    loved = split.test[levels >= 3]
+    users = list(dict.fromkeys(split.test["user_id"]))
+    q = [users.index(u) for u in dict.fromkeys(loved["user_id"])]
+    loved_targets = [loved["item_id"][loved["user_id"] == users[x]].to_numpy() for x in q]
+    top, _ = ExactIndex(np.asarray(model.item_embedding(items)), ids).search(
+        np.asarray(model.user_embedding(queries)), 10, exclude)
+    by_hand = np.mean([len(set(top[x][:10]) & set(t)) / len(set(t)) for x, t in zip(q, loved_targets)])
+    assert report["love/recall@10"] == pytest.approx(by_hand)
+    assert report["love/users"] == len(q)
