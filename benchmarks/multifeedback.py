@@ -52,12 +52,20 @@ def _train(model, examples, seed, epochs, **fit_kwargs):
     return (time.perf_counter() - started) / epochs
 
 
-def _rows_table(rows: dict, metrics: list, baseline: str, vs_metric: str, extra: dict | None = None) -> list[str]:
-    head = "| row | " + " | ".join(metrics) + f" | vs {baseline} ({vs_metric}) |" + (" cost |" if extra else "")
+def _rows_table(rows: dict, metrics: list, baseline: str, extra: dict | None = None) -> list[str]:
+    """Mean ± interval per metric; the last column names every metric that differs from ``baseline`` beyond
+    noise (paired by seed)."""
+    head = "| row | " + " | ".join(metrics) + f" | vs {baseline}, beyond noise |" + (" cost |" if extra else "")
     lines = [head, "|---|" + "---:|" * len(metrics) + "---|" + ("---|" if extra else "")]
     for label, values in rows.items():
         cells = [mean_interval(values[m]).format() for m in metrics]
-        versus = "–" if label == baseline else noise_label(values[vs_metric], rows[baseline][vs_metric])
+        versus = "–"
+        if label != baseline:
+            labels = {m: noise_label(values[m], rows[baseline][m]) for m in metrics if m != "seconds_per_epoch"
+                      and m in rows[baseline] and len(set(values[m]) | set(rows[baseline][m])) > 1}
+            parts = [f"{word}: {', '.join(m for m, v in labels.items() if v == word)}" for word in ("higher", "lower")
+                     if word in labels.values()]
+            versus = "; ".join(parts) or "all within noise"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {versus} |" + (f" {extra[label]} |" if extra else ""))
     return lines
 
@@ -259,7 +267,6 @@ def main(argv):
     del argv
     import tower_zoo  # noqa: F401  (legacy Keras before TensorFlow)
 
-    started = time.perf_counter()
     results, costs, state, timing = {}, {}, {}, {}
     previous = os.path.join(FLAGS.out, "multifeedback.json")
     if FLAGS.update and os.path.exists(previous):
@@ -268,7 +275,7 @@ def main(argv):
         results = {k: v for k, v in saved["results"].items() if k not in FLAGS.systems}
         costs = {k: v for k, v in saved.get("costs", {}).items() if k not in FLAGS.systems}
         timing = {k: v for k, v in saved["seconds"].items() if k not in FLAGS.systems}
-    if {"gnolr", "mvke"} & set(FLAGS.systems):
+    if {"gnolr", "mvke"} & set(FLAGS.systems):  # --update with --systems= re-renders the saved results
         split, levels = _level_split()
     for section in FLAGS.systems:
         begun = time.perf_counter()
@@ -296,12 +303,12 @@ def main(argv):
         lines += ["### GNOLR vs one head per objective vs label-weight fusion", "",
                   "Leave-last-out, 5 held-out items per user; a level's Recall@50 counts that user's held-out "
                   "items at that level or above.", ""]
-        lines += _rows_table(results["gnolr"], metrics, "gnolr", "love/recall@50", costs["gnolr"]) + [""]
+        lines += _rows_table(results["gnolr"], metrics, "gnolr", costs["gnolr"]) + [""]
     if "mvke" in results:
         rows = results["mvke"]
         metrics = ["click/recall@50", "like/recall@50", "click/auc", "like/auc", "seconds_per_epoch"]
         lines += ["### MVKE vs one head per objective", ""]
-        lines += _rows_table(rows, metrics, "multi_objective (click, like)", "like/recall@50") + [""]
+        lines += _rows_table(rows, metrics, "multi_objective (click, like)") + [""]
         serving = next(v for k, v in rows.items() if k.startswith("mvke"))
         lines += ["MVKE serving (user vectors are candidate-dependent; the score factorizes into one K·D = 4·32 = "
                   "128-dim dot product: 128 floats cached per user (the K expert vectors) and per item):", "",
@@ -320,14 +327,11 @@ def main(argv):
                   "Leave-last-out, 1 held-out item per user; categories = each movie's rarest genre (19). "
                   "`target_in_contexts`: share of held-out items whose category is among the searched contexts "
                   "(the recall ceiling of multi-context retrieval).", ""]
-        lines += _rows_table(results["long"], metrics, base, "recall@50") + [""]
+        lines += _rows_table(results["long"], metrics, base) + [""]
     if "relevance" in results:
         metrics = ["relevance@10", "recall@10", "recall@50", "mean_popularity@10", "kept_share", "seconds_per_epoch"]
         lines += ["### Relevance-aware related-item training (DSSM, item-to-item)", ""]
-        lines += _rows_table(results["relevance"], metrics, "engagement only", "relevance@10") + [
-            "", "Engagement (recall@10) against the same baseline: " + "; ".join(
-                f"{label}: {noise_label(rows['recall@10'], results['relevance']['engagement only']['recall@10'])}"
-                for label, rows in results["relevance"].items() if label != "engagement only"), ""]
+        lines += _rows_table(results["relevance"], metrics, "engagement only") + [""]
     total = sum(timing.values())
     lines += [f"`python -m benchmarks.multifeedback --seeds {FLAGS.seeds}`: {total / 60:.0f} min on this 2-core "
               "machine (" + ", ".join(f"{k} {v / 60:.0f} min" for k, v in timing.items()) + ")."]
