@@ -40,7 +40,9 @@ def _model(split):
 def test_sub_sequence_search_score_and_decomposition(split):
     model = _model(split)
     examples = {k: v[-6:] for k, v in long_history_examples(split).items()}
-    users = model.user_embedding(examples).numpy()                   # [B, V, D]
+    users = model.user_embedding(examples).numpy()                   # [B, V, D + V], V zeros appended
+    assert np.all(users[:, :, 8:] == 0)
+    users = users[:, :, :8]
     items = model.context_item_embedding(examples).numpy()
     category = examples["category"]
     expected = np.einsum("bnd,nd->bn", users[:, category], items) / 0.05
@@ -76,6 +78,9 @@ def test_in_context_training_and_multi_context_retrieval(split):
         assert not np.isin(top[q], exclude[q]).any()
     everything, _ = multi_context_top_k(model, queries, items, ids, 10, num_contexts=60, exclude=exclude,
                                         merge="score")
+    report = tower_zoo.evaluation.RetrievalEvaluator(ks=(10,)).evaluate(model, queries, items, ids, targets,
+                                                                          exclude)
+    assert report.metrics["scann"]["recall@10"] >= 0        # ANN on the mean user vector, re-scored exactly
     exhaustive = tower_zoo.evaluation.RetrievalEvaluator(ks=(10,), use_scann=False)._search(
         "exact", {"exact": None}, model, np.asarray(model.user_embedding(queries)),
         np.asarray(model.item_embedding(items)), ids, exclude)

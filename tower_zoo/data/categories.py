@@ -5,10 +5,13 @@
   list), so categories are mutually exclusive as LongRetriever's are.
 * ``with_item_categories``: the dataset with an item-side categorical feature ``category`` and a user-side
   sequence ``history_category`` (the category of each history item, aligned with ``history``, same length).
-* ``long_history_examples`` / ``long_history_queries``: a split's examples and test queries with
-  ``history_category`` filled in, optionally with the history truncated to its last ``keep`` items (the
-  comparison point: the same model on a short history). Histories are stored as int16 when the
-  vocabularies fit (halving the memory of a 500-long history; models cast them).
+* a split of such data fills ``history_category`` beside ``history`` (``tower_zoo.data.splits``);
+  ``long_history_examples`` / ``long_history_queries`` return a split's examples and test queries,
+  optionally with the history truncated to its last ``keep`` items (the comparison point: the same model on
+  a short history), stored as int16 when the vocabularies fit (halving the memory of a 500-long history;
+  models cast them).
+* ``categorized``: the dataset with categories from its ``genres`` (rarest genre) or its ``category``
+  column, unchanged if it already has them (what ``long_retriever.prepare_data`` applies).
 """
 
 from __future__ import annotations
@@ -54,6 +57,18 @@ def with_item_categories(data: InteractionData, categories: Sequence[str]) -> In
     return InteractionData(data.name, data.ratings, data.users, items, spec, data.source)
 
 
+def categorized(data: InteractionData) -> InteractionData:
+    """``data`` with item categories: the rarest of its ``genres``, else its ``category`` column; ``data``
+    itself when its spec already has ``history_category``."""
+    if HISTORY_CATEGORY_FEATURE in data.feature_spec.names:
+        return data
+    if "genres" in data.items.columns:
+        return with_item_categories(data, rarest_labels(list(data.items["genres"])))
+    if CATEGORY_FEATURE in data.items.columns:
+        return with_item_categories(data, data.items[CATEGORY_FEATURE].astype(str).tolist())
+    raise ValueError(f"{data.name}: no 'genres' or 'category' item column to take item categories from")
+
+
 def category_of_codes(data: InteractionData) -> np.ndarray:
     """int32 [item vocab]: the category code of each item-id code (PAD_INDEX for padding and OOV)."""
     spec = data.feature_spec
@@ -78,11 +93,11 @@ def _compact(values: np.ndarray) -> np.ndarray:
 
 
 def _with_categories(features: dict, table: np.ndarray, keep: int | None) -> dict:
-    history = features[HISTORY_FEATURE]
     if keep is not None:
-        history = truncate_history(history, keep)
-    features[HISTORY_FEATURE] = _compact(history)
-    features[HISTORY_CATEGORY_FEATURE] = _compact(table[history])
+        features[HISTORY_FEATURE] = truncate_history(features[HISTORY_FEATURE], keep)
+        features[HISTORY_CATEGORY_FEATURE] = table[features[HISTORY_FEATURE]]
+    for name in (HISTORY_FEATURE, HISTORY_CATEGORY_FEATURE):
+        features[name] = _compact(features[name])
     return features
 
 

@@ -21,9 +21,11 @@ User side, in context c (a category code):
 Item side: an MLP over the item's features, L2-normalized: v [D]; and its category c(v).
 
 Score: <u_{c(v)}, v> / T. For the base interface ``user_embedding`` returns every context's vector
-[B, V, D] (V = the category vocabulary) and ``item_embedding`` [v, one_hot(c(v))] [B, D + V], so
-``similarity`` scores each item with the user's vector of its category: decomposable, and exhaustive over
-all contexts. Training (``tower_zoo.tasks.retrieval``, in-context branch) computes only the positive's
+[B, V, D + V] (V = the category vocabulary; V zeros appended so a mean of the user's vectors can query an
+index of item vectors) and ``item_embedding`` [v, one_hot(c(v))] [B, D + V], so ``similarity`` scores each
+item with the user's vector of its category: decomposable, and exhaustive over all contexts.
+``prepare_data`` (used by the run harness through ``tower_zoo.registry.prepare_data``) adds the item
+categories a plain dataset lacks (``tower_zoo.data.categories.categorized``). Training (``tower_zoo.tasks.retrieval``, in-context branch) computes only the positive's
 context per row (``context_user_embedding``) and masks in-batch candidates of other categories.
 
 Serving (``tower_zoo.evaluation.multi_context``): per request, the user's top-C categories by history
@@ -40,7 +42,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tower_zoo.data.categories import CATEGORY_FEATURE, HISTORY_CATEGORY_FEATURE
+from tower_zoo.data.categories import CATEGORY_FEATURE, HISTORY_CATEGORY_FEATURE, categorized
 from tower_zoo.data.dataset import HISTORY_FEATURE
 from tower_zoo.features import FieldEmbedding, SequenceEmbedding
 from tower_zoo.layers import MLP, L2Normalize, MLPTower
@@ -116,6 +118,11 @@ class LongRetriever(TwoTowerModel):
                                    normalize=True, name="item_tower")
         self.normalize = L2Normalize(name="l2_normalize")
 
+    @classmethod
+    def prepare_data(cls, data):
+        """``data`` with item categories and category-tagged histories (see the module docstring)."""
+        return categorized(data)
+
     @property
     def context_feature(self) -> str:
         return self.config.context_feature
@@ -145,10 +152,11 @@ class LongRetriever(TwoTowerModel):
         return self.multi_context_user_embedding(features, contexts[:, tf.newaxis], training)[:, 0]
 
     def user_embedding(self, features, training=False) -> tf.Tensor:
-        """[B, V, D]: the user's vector in every category context."""
+        """[B, V, D + V]: the user's vector in every category context, V zeros appended."""
         rows = tf.shape(features[self.config.history_feature])[0]
         contexts = tf.tile(tf.range(self.num_contexts)[tf.newaxis], [rows, 1])
-        return self.multi_context_user_embedding(features, contexts, training)
+        vectors = self.multi_context_user_embedding(features, contexts, training)
+        return tf.pad(vectors, [[0, 0], [0, 0], [0, self.num_contexts]])
 
     def context_item_embedding(self, features, training=False) -> tf.Tensor:
         """[B, D]: the item vector alone."""
@@ -163,11 +171,13 @@ class LongRetriever(TwoTowerModel):
         return items[..., :self.config.hidden_units[-1]], items[..., self.config.hidden_units[-1]:]
 
     def similarity(self, user_embedding: tf.Tensor, item_embedding: tf.Tensor) -> tf.Tensor:
-        """[B, V, D] x [N, D + V] -> [B, N]: each item against the user's vector of its category."""
+        """[B, V, D + V] x [N, D + V] -> [B, N]: each item against the user's vector of its category."""
         vectors, category = self._split_items(item_embedding)
-        return tf.einsum("bvd,nd,nv->bn", user_embedding, vectors, category)
+        users, _ = self._split_items(user_embedding)
+        return tf.einsum("bvd,nd,nv->bn", users, vectors, category)
 
     def paired_similarity(self, user_embedding: tf.Tensor, item_embedding: tf.Tensor) -> tf.Tensor:
-        """[B, V, D] x [B, M, D + V] -> [B, M]."""
+        """[B, V, D + V] x [B, M, D + V] -> [B, M]."""
         vectors, category = self._split_items(item_embedding)
-        return tf.einsum("bvd,bmd,bmv->bm", user_embedding, vectors, category)
+        users, _ = self._split_items(user_embedding)
+        return tf.einsum("bvd,bmd,bmv->bm", users, vectors, category)
