@@ -5,8 +5,10 @@
 Protocol: every rating is an exposure; label like = rating >= 4 (second objective love = rating 5); a global
 time split puts the latest 20% of exposures in the test set (20,001 impressions) and the 10% before them in a
 validation set. Every model trains pointwise (BCE on like) once per seed, one epoch at a time up to --epochs,
-keeping the epoch with the best validation AUC (patience 2); the RQ student is trained twice, with and without
-distillation from the same seed's target-attention teacher (MSE on logits + pairwise rank loss). The fused row
+keeping the epoch with the best validation AUC (patience 2); the TARQ student (rq_target_attention) is trained by
+its recipe (``tower_zoo.training.tarq.fit_tarq``: k-means codebooks, then one fit in which the target-attention
+teacher is co-trained and distilled into the student), and once without a teacher. COLD and the three-tower
+model score each pair with an MLP over cross features (not decomposable into one dot product). The fused row
 adds an int_tower trained on love and fuses the two probabilities (like + 0.5 · love) at scoring time. The split
 is the same for every seed (a time split), so the interval measures training noise. Every cell is mean ± 95%
 t-interval over the seeds (``benchmarks/stats.py``); the last column is each row's paired AUC difference to
@@ -39,6 +41,7 @@ from benchmarks.stats import parse_seeds
 from tower_zoo.data import load_dataset, time_split
 from tower_zoo.evaluation.preranking import PreRankingEvaluator, auc, gauc
 from tower_zoo.training import Trainer
+from tower_zoo.training.tarq import fit_tarq
 from tower_zoo.training.objectives import fuse_objective_scores
 
 flags.DEFINE_integer("epochs", 8, "Most epochs per model (early stopping on validation AUC, patience 2).")
@@ -54,7 +57,10 @@ MODELS = [("logistic_regression", "logistic_regression", {}), ("dssm", "dssm", {
           ("int_tower (no Light-SE, FE-Block, CIR)", "int_tower",
            {"use_light_se": False, "use_fe_block": False, "use_cir": False}),
           ("hit", "hit", {}), ("hit (no generators)", "hit", {"use_generators": False}),
-          ("target_attention (teacher)", "target_attention", {})]
+          ("target_attention (teacher)", "target_attention", {}),
+          ("rq_target_attention (no teacher)", "rq_target_attention", {"use_teacher": False}),
+          ("rq_target_attention (co-trained teacher, distilled)", "rq_target_attention", {}),
+          ("cold", "cold", {}), ("three_tower", "three_tower", {})]
 
 
 def scoring_cost_us(model, split) -> float:
@@ -86,18 +92,21 @@ def run_seed(split, seed, rows: SeededRows) -> None:
     train, labels, test = split.examples("train"), split.labels("train"), split.examples("test")
     test_labels = split.labels("test")
     evaluator = PreRankingEvaluator()
-    teacher_logits, like_logits = None, {}
+    like_logits = {}
 
-    def run(label, name, overrides, objective="like", distill=None):
+    def run(label, name, overrides, objective="like"):
         model = tower_zoo.create_model(name, split.data.feature_spec, **overrides)
-        if name == "rq_target_attention":
-            model.build_weights()
-            model.initialize_codebooks(split.candidates()[0], seed=seed)
         started = time.perf_counter()
         valid_labels = split.labels("valid")[objective]
-        stopped = Trainer(model, task="ranking", epochs=FLAGS.epochs, seed=seed).fit_with_early_stopping(
-            train, lambda m: auc(valid_labels, evaluator.predict(m, valid)), labels=labels[objective],
-            teacher_logits=distill, verbose=False)
+        validate = lambda m: auc(valid_labels, evaluator.predict(m, valid))  # noqa: E731
+        if name == "rq_target_attention":   # the TARQ recipe: k-means codebooks, teacher co-trained in the same fit
+            stopped = fit_tarq(model, train, labels[objective], split.candidates()[0], validate,
+                               epochs=FLAGS.epochs, seed=seed)
+        else:
+            heads = getattr(model, "objective_names", None)   # three_tower: one head per objective
+            stopped = Trainer(model, task="ranking", epochs=FLAGS.epochs, seed=seed).fit_with_early_stopping(
+                train, validate, labels=labels[objective], verbose=False,
+                objective_labels={o: labels[o] for o in heads} if heads else None)
         seconds = (time.perf_counter() - started) / len(stopped["values"])
         report = evaluator.evaluate(model, test, test_labels)
         row = {"auc": report.metrics["like"]["auc"], "gauc": report.metrics["like"]["gauc"],
@@ -115,12 +124,8 @@ def run_seed(split, seed, rows: SeededRows) -> None:
 
     for label, name, overrides in MODELS:
         model = run(label, name, overrides)
-        if name == "target_attention":
-            teacher_logits = evaluator.predict(model, train)
         if label == "int_tower":
             like_logits["like"] = evaluator.predict(model, test)
-    run("rq_target_attention (no distillation)", "rq_target_attention", {})
-    run("rq_target_attention (distilled from teacher)", "rq_target_attention", {}, distill=teacher_logits)
     love_model = run("int_tower (trained on love)", "int_tower", {}, objective="love")
     like_logits["love"] = evaluator.predict(love_model, test)
     fused = fuse_objective_scores(like_logits, {"like": 1.0, "love": 0.5})

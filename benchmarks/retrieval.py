@@ -57,6 +57,9 @@ REFERENCE = "dssm"
 
 def run_one(split, name, overrides, epochs, seed):
     """One model, one seed: ({metric: value}, the most-popular baseline's exact metrics)."""
+    prepared = tower_zoo.registry.prepare_data(name, split.data)
+    if prepared is not split.data:  # the model derives features of its own (long_retriever: item categories)
+        split = leave_last_out(prepared)
     model = tower_zoo.create_model(name, split.data.feature_spec, **overrides)
     config = make_trainer_config({"epochs": epochs, "seed": seed})
     inputs = training_inputs(model, split, config)

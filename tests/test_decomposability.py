@@ -26,8 +26,8 @@ ROWS = 6
 
 
 @pytest.fixture(scope="module")
-def examples():
-    """A batch with every feature kind on both sides: ids, categoricals, a bucketized and a plain numeric,
+def interaction_data():
+    """Data with every feature kind on both sides: ids, categoricals, a bucketized and a plain numeric,
     sequences (the user's history, the item's genres)."""
     rng = np.random.default_rng(0)
     users = pd.DataFrame({"user_id": np.arange(1, 31), "segment": [f"s{i % 4}" for i in range(30)],
@@ -40,8 +40,17 @@ def examples():
                             "timestamp": np.arange(240)})
     data = build_interaction_data("decomposability", ratings, users, items, numeric_boundaries={"age": (25, 45)},
                                   sequence_columns=("genres",), history_length=6)
-    split = leave_last_out(data)
-    return data.feature_spec, {k: v[-ROWS:] for k, v in split.examples("train").items()}
+    return data
+
+
+def batch_of(data):
+    """(spec, the last ROWS training examples) of ``data``."""
+    return data.feature_spec, {k: v[-ROWS:] for k, v in leave_last_out(data).examples("train").items()}
+
+
+@pytest.fixture(scope="module")
+def examples(interaction_data):
+    return batch_of(interaction_data)
 
 
 def perturbed(spec, examples, names, seed=1):
@@ -89,8 +98,9 @@ def check_decomposable(model, spec, examples):
 
 
 @pytest.mark.parametrize("name", tower_zoo.list_models())
-def test_every_registered_model_is_decomposable(name, examples):
-    spec, batch = examples
+def test_every_registered_model_is_decomposable(name, interaction_data):
+    # the data the model trains on (long_retriever derives item categories and category-tagged histories)
+    spec, batch = batch_of(registry.prepare_data(name, interaction_data))
     model = tower_zoo.create_model(name, spec)
     model.build_weights()
     check_decomposable(model, spec, batch)

@@ -81,6 +81,14 @@ def make_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
     return config
 
 
+def prepare_data(name: str, data: Any) -> Any:
+    """The dataset model ``name`` trains on: ``data`` itself, or what the model class's ``prepare_data``
+    classmethod derives from it (e.g. ``long_retriever`` adds item categories and category-tagged histories)."""
+    _, builder = _lookup(name)
+    hook = getattr(builder, "prepare_data", None)
+    return hook(data) if hook is not None else data
+
+
 def create_model(name: str, feature_spec: Any = None, **overrides: Any) -> Any:
     """Builds the registered model ``name`` for ``feature_spec`` with config ``overrides``.
 

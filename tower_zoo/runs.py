@@ -31,7 +31,7 @@ from tower_zoo.data.spec import FeatureSpec
 from tower_zoo.evaluation import RetrievalEvaluator
 from tower_zoo.evaluation.preranking import PreRankingEvaluator
 from tower_zoo.fileio import write_json_atomic
-from tower_zoo.registry import create_model, model_kind
+from tower_zoo.registry import create_model, model_kind, prepare_data
 from tower_zoo.run_record import (RUN_FILE, RunInUseError, check_data, check_fixed_settings, data_fingerprint,
                                   describe_changes, merge_history, read_run, run_lock, setting_changes)
 from tower_zoo.training.checkpoints import restore_latest_weights
@@ -102,7 +102,7 @@ def training_inputs(model, split: RetrievalSplit, trainer_config, hard_negatives
                     allow_data_change: bool = False) -> dict[str, Any]:
     """The keyword arguments of ``Trainer.fit`` beyond the examples: the item table, hard negatives
     mined with the model of run ``hard_negatives_from``, and multi-objective labels or weights
-    (objectives from ratings: click = any rating, like = rating >= 4); for task="ranking", the
+    (objectives from ratings: click = any rating, like = rating >= 4, love = the top rating); for task="ranking", the
     like labels of every exposure."""
     examples = split.examples("train")
     item_table, _ = split.candidates()
@@ -123,7 +123,7 @@ def training_inputs(model, split: RetrievalSplit, trainer_config, hard_negatives
         previous, _, _ = load_run(hard_negatives_from, data=split.data, allow_data_change=allow_data_change)
         inputs["hard_negatives"] = mine_hard_negatives(previous, examples, item_table, trainer_config.hard_negatives,
                                                        hard_rank_range, seed=trainer_config.seed)
-    labels = movielens_objectives(split.train["rating"].to_numpy())
+    labels = {**movielens_objectives(split.train["rating"].to_numpy()), "love": split.labels("train")["love"]}
     if getattr(model, "objective_names", None):
         inputs["objective_labels"] = labels
     elif objective_weights:
@@ -242,7 +242,7 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
                          {"hard_negatives_from": hard_negatives_from, "hard_rank_range": hard_rank_range,
                           "objective_weights": dict(objective_weights or {})})
     with run_lock(out_dir):
-        data = data if data is not None else load_dataset(dataset, data_dir)
+        data = prepare_data(model_name, data if data is not None else load_dataset(dataset, data_dir))
         record = _start_record(out_dir, settings, data_fingerprint(data), data.feature_spec.to_dict(), data.source,
                                allow_setting_change, allow_data_change)
         split = make_split(data, settings["split"])
@@ -274,7 +274,8 @@ def load_run(run_dir: str, data: InteractionData | None = None, allow_data_chang
     """Restores a trained run: returns (model, split, run record). Data other than the run was trained on is
     refused unless ``allow_data_change`` (then a warning is logged)."""
     record = read_run(run_dir)
-    data = data if data is not None else load_dataset(record["dataset"], record.get("data_dir"))
+    data = prepare_data(record["model"], data if data is not None else load_dataset(record["dataset"],
+                                                                                     record.get("data_dir")))
     warning = check_data(record, data_fingerprint(data), run_dir, allow_data_change)
     if warning:
         logging.warning(warning)

@@ -8,7 +8,8 @@ items that user interacted with before the target (their training and validation
 
 Every example carries the user's ``history`` feature: the item ids of that user's previous
 interactions in time order (the last ``max_length`` of them), never the target itself or anything
-after it.
+after it. When the spec also has ``history_category`` (``tower_zoo.data.categories``), it holds the
+category of each of those items, position by position.
 """
 
 from __future__ import annotations
@@ -72,12 +73,19 @@ class RetrievalSplit:
         self._item_table = self.data.encode_table("item")
         self._user_rows = pd.Index(self.data.users["user_id"])
         self._item_rows = pd.Index(self.data.items["item_id"])
+        self._category_of_codes = None
+        if "history_category" in self.data.feature_spec.names:
+            from tower_zoo.data.categories import category_of_codes  # categories builds on this module
+
+            self._category_of_codes = category_of_codes(self.data)
 
     def _user_side(self, user_ids: np.ndarray, history: np.ndarray) -> dict[str, np.ndarray]:
         rows = self._user_rows.get_indexer(user_ids)
         features = {name: values[rows] for name, values in self._user_table.items()}
         if HISTORY_FEATURE in self.data.feature_spec.names:
             features[HISTORY_FEATURE] = history
+        if self._category_of_codes is not None:
+            features["history_category"] = self._category_of_codes[history]
         return features
 
     def _item_side(self, item_ids: np.ndarray) -> dict[str, np.ndarray]:

@@ -66,7 +66,8 @@ class PooledSequenceEmbedding(tf.keras.layers.Layer):
         self.embedding = tf.keras.layers.Embedding(vocab_size, dim, name="table")
 
     def build(self, input_shape) -> None:
-        self.embedding.build(tf.TensorShape([None]))
+        if not self.embedding.built:   # a second build would call the table's initializer again
+            self.embedding.build(tf.TensorShape([None]))
         super().build(input_shape)
 
     def call(self, ids: tf.Tensor) -> tf.Tensor:

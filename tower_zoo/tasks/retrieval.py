@@ -16,6 +16,18 @@ Models with several objective heads (``model.objective_names``) get one loss per
 rows positive for that objective (batch key ``objective_label(name)``), candidates embedded by that
 head.
 
+Two more model shapes (each found on the model, never by name):
+
+* ordinal levels (``model.ordinal_levels``, GNOLR): a row's level is 1 + the sum of its nested level labels;
+  the candidate similarities are cumulative per level [B, C, K] and ``ordinal_loss``
+  (``tower_zoo.tasks.ordinal.NestedOrdinalLoss``) replaces the candidate loss;
+* in-context training (``model.context_feature``, LongRetriever): each row's user vector is computed in the
+  context (category) of its positive item, and only in-batch candidates of that same context are its
+  negatives (the inclusion probability of a kept column is unchanged, so its log q is too).
+
+``positive_code_weight`` [item vocab] multiplies each row's weight by a per-item factor of its positive
+(inverse-propensity weighting by popularity, ``TrainerConfig.popularity_ipw``).
+
 The task uses only the model's base interface; it holds constants, no variables.
 """
 
@@ -28,8 +40,9 @@ import tensorflow as tf
 
 from tower_zoo.data.keys import KEEP, SAMPLE_WEIGHT, features_only, objective_label
 from tower_zoo.tasks.candidates import (CandidateColumns, HardNegativeCandidates, InBatchCandidates,
-                                        SampledCandidates, Scorer)
+                                        SampledCandidates, Scorer, all_gather_rows)
 from tower_zoo.tasks.losses import CandidateLoss, valid_negative_mask
+from tower_zoo.tasks.ordinal import NestedOrdinalLoss
 
 LOGQ_MODES = ("per_source", "shared")
 
@@ -68,12 +81,16 @@ class RetrievalTask(tf.keras.layers.Layer):
       logq_mode: "per_source" or "shared".
       unigram_log_rate: float [item vocab] log(c_j / N), for ``logq_mode="shared"``.
       remove_accidental_hits: mask columns that hold the row's own positive item.
+      ordinal_loss: the loss of models with ordinal levels (GNOLR); None: they cannot be trained.
+      positive_code_weight: float [item vocab], a factor on each row's weight by its positive item (or None).
     """
 
     def __init__(self, loss: CandidateLoss, item_id_feature: str, in_batch: InBatchCandidates | None = None,
                  sampled: SampledCandidates | None = None, hard: HardNegativeCandidates | None = None,
                  logq_correction: bool = True, logq_mode: str = "per_source",
-                 unigram_log_rate: np.ndarray | None = None, remove_accidental_hits: bool = True, **kwargs):
+                 unigram_log_rate: np.ndarray | None = None, remove_accidental_hits: bool = True,
+                 ordinal_loss: NestedOrdinalLoss | None = None, positive_code_weight: np.ndarray | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         if in_batch is None and sampled is None:
             raise ValueError("a retrieval task needs in-batch or sampled negatives (or both)")
@@ -87,6 +104,9 @@ class RetrievalTask(tf.keras.layers.Layer):
         self.remove_accidental_hits = remove_accidental_hits
         self.unigram_log_rate = (None if unigram_log_rate is None
                                  else tf.constant(np.asarray(unigram_log_rate, np.float32)))
+        self.ordinal_loss = ordinal_loss
+        self.positive_code_weight = (None if positive_code_weight is None
+                                     else tf.constant(np.asarray(positive_code_weight, np.float32)))
 
     # ------------------------------------------------------------------ the candidate matrix
     def candidate_columns(self, scorer: Scorer, queries: tf.Tensor, positives: tf.Tensor,
@@ -124,16 +144,52 @@ class RetrievalTask(tf.keras.layers.Layer):
         return _concat_columns([p.usable if p.usable is not None else tf.ones_like(p.codes, tf.bool) for p in parts],
                                rows)
 
-    def head_loss(self, scorer: Scorer, queries: tf.Tensor, positives: tf.Tensor, batch: Mapping[str, tf.Tensor],
-                  temperature: tf.Tensor, step: tf.Tensor, weights: tf.Tensor | None) -> tf.Tensor:
-        """The candidate loss of one tower pair (or objective head) on the batch: a scalar."""
-        columns = self.candidate_columns(scorer, queries, positives, batch, step)
+    def negative_mask(self, columns: CandidateColumns, batch: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """[B, C] bool: the usable negatives of each row (accidental hits and unusable columns masked)."""
         negatives = valid_negative_mask(batch[self.item_id_feature], columns.codes, columns.positive_columns,
                                         tf.shape(columns.similarities)[1], self.remove_accidental_hits)
         if columns.usable is not None:
             negatives = tf.logical_and(negatives, columns.usable)
+        return negatives
+
+    def head_loss(self, scorer: Scorer, queries: tf.Tensor, positives: tf.Tensor, batch: Mapping[str, tf.Tensor],
+                  temperature: tf.Tensor, step: tf.Tensor, weights: tf.Tensor | None,
+                  usable: tf.Tensor | None = None) -> tf.Tensor:
+        """The candidate loss of one tower pair (or objective head) on the batch: a scalar. ``usable`` [B, C]
+        (optional) further restricts each row's negatives."""
+        columns = self.candidate_columns(scorer, queries, positives, batch, step)
+        negatives = self.negative_mask(columns, batch)
+        if usable is not None:
+            negatives = tf.logical_and(negatives, usable)
         return self.candidate_loss(columns.similarities, columns.positive_columns, negatives, temperature,
                                    columns.log_q if self.logq_correction else None, weights)
+
+    def ordinal_head_loss(self, model, features, batch, temperature, step, weights, training) -> tf.Tensor:
+        """GNOLR: cumulative per-level similarities [B, C, K] and the nested ordinal loss."""
+        if self.ordinal_loss is None:
+            raise ValueError(f"model {model.model_name!r} has ordinal levels: the task needs ordinal_loss=")
+        levels = 1 + tf.add_n([tf.cast(batch[objective_label(name)], tf.int32) for name in model.ordinal_levels])
+        scorer = Scorer(lambda f: model.item_embedding(f, training=training), model.cumulative_similarity,
+                        model.paired_cumulative_similarity)
+        towers = model(features, training=training)
+        columns = self.candidate_columns(scorer, towers["user"], towers["item"], batch, step)
+        return self.ordinal_loss(columns.similarities, model.ordinal_logits(columns.similarities), levels,
+                                 columns.positive_columns, self.negative_mask(columns, batch), temperature,
+                                 columns.log_q if self.logq_correction else None, weights)
+
+    def in_context_head_loss(self, model, features, batch, temperature, step, weights, training) -> tf.Tensor:
+        """LongRetriever: the user vector in the positive's context; negatives from that context only."""
+        if self.sampled is not None or self.hard is not None:
+            raise ValueError(f"model {model.model_name!r} trains in context (negatives of the positive's category "
+                             "from the batch): use negatives='in_batch' without hard negatives")
+        contexts = tf.cast(features[model.context_feature], tf.int32)
+        users = model.context_user_embedding(features, contexts, training=training)
+        items = model.context_item_embedding(features, training=training)
+        scorer = Scorer(lambda f: model.context_item_embedding(f, training=training),
+                        lambda u, v: tf.matmul(u, v, transpose_b=True), lambda u, v: tf.einsum("bd,bmd->bm", u, v))
+        column_contexts, _ = all_gather_rows(contexts)
+        same_context = tf.equal(contexts[:, tf.newaxis], column_contexts[tf.newaxis, :])
+        return self.head_loss(scorer, users, items, batch, temperature, step, weights, usable=same_context)
 
     # ------------------------------------------------------------------ the task
     term_names = ("loss", "retrieval_loss", "auxiliary_loss")
@@ -144,8 +200,16 @@ class RetrievalTask(tf.keras.layers.Layer):
         step = model.optimizer.iterations if model.optimizer is not None else tf.constant(0, tf.int64)
         temperature = model.temperature.value
         weights = row_weights(batch)
+        if self.positive_code_weight is not None:
+            factor = tf.gather(self.positive_code_weight, batch[self.item_id_feature])
+            weights = factor if weights is None else weights * factor
         objectives = getattr(model, "objective_names", None)
-        if objectives:
+        auxiliary = tf.constant(0.0)
+        if getattr(model, "ordinal_levels", None):
+            loss = self.ordinal_head_loss(model, features, batch, temperature, step, weights, training)
+        elif getattr(model, "context_feature", None):
+            loss = self.in_context_head_loss(model, features, batch, temperature, step, weights, training)
+        elif objectives:
             users = model.objective_user_embedding(features, training=training)
             items = model.objective_item_embedding(features, training=training)
             loss = tf.constant(0.0)
@@ -155,7 +219,6 @@ class RetrievalTask(tf.keras.layers.Layer):
                 label = tf.cast(batch[objective_label(name)], tf.float32)
                 head_weights = label if weights is None else label * weights
                 loss += self.head_loss(scorer, users[:, k], items[:, k], batch, temperature, step, head_weights)
-            auxiliary = tf.constant(0.0)
         else:
             towers = model(features, training=training)
             scorer = Scorer(lambda f: model.item_embedding(f, training=training), model.similarity,
@@ -168,4 +231,6 @@ class RetrievalTask(tf.keras.layers.Layer):
         return {**super().get_config(), "loss": self.candidate_loss.name, "item_id_feature": self.item_id_feature,
                 "sources": [s.name for s in (self.in_batch, self.sampled, self.hard) if s is not None],
                 "logq_correction": self.logq_correction, "logq_mode": self.logq_mode,
-                "remove_accidental_hits": self.remove_accidental_hits}
+                "remove_accidental_hits": self.remove_accidental_hits,
+                "ordinal_loss": None if self.ordinal_loss is None else self.ordinal_loss.get_config(),
+                "positive_code_weight": self.positive_code_weight is not None}

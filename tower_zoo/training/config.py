@@ -47,6 +47,11 @@ class TrainerConfig:
     steps_per_execution: training steps per call into the compiled function (fewer host round trips).
     jit_compile: compile the training step with XLA.
     allow_setting_changes: resume a checkpoint written with other options (recorded in its manifest).
+    ordinal_listwise_weight: models with ordinal levels (GNOLR): weight of the per-level sampled softmax beside
+      the nested ordinal likelihood (``tower_zoo.tasks.ordinal``); 0 = the pointwise likelihood only.
+    popularity_ipw / popularity_ipw_max: inverse-propensity weighting of positives by popularity: a positive
+      of item j weighs (c_j / c̄)^(−popularity_ipw), capped at popularity_ipw_max, normalized to mean 1 over
+      the training rows (``tower_zoo.training.samplers.popularity_ipw_weights``); 0 = off.
     """
 
     task: str = "auto"
@@ -81,6 +86,9 @@ class TrainerConfig:
     jit_compile: bool = False
     tensorboard_dir: str | None = None
     allow_setting_changes: bool = False
+    ordinal_listwise_weight: float = 1.0
+    popularity_ipw: float = 0.0
+    popularity_ipw_max: float = 10.0
 
     def validate(self) -> None:
         """Raises ValueError naming the first bad option and its value."""
@@ -94,9 +102,11 @@ class TrainerConfig:
         _check_float("alpha", self.alpha, minimum=0.0, maximum=1.0)
         _check_float("sampler_floor", self.sampler_floor, minimum=0.0)
         _check_float("downsample_threshold", self.downsample_threshold, minimum=0.0, maximum=1.0)
-        for key in ("distill_weight", "rankflow_mse_weight", "rankflow_rank_weight", "arf_label_weight"):
+        for key in ("distill_weight", "rankflow_mse_weight", "rankflow_rank_weight", "arf_label_weight",
+                    "ordinal_listwise_weight", "popularity_ipw"):
             _check_float(key, getattr(self, key), minimum=0.0)
         _check_float("arf_temperature", self.arf_temperature, minimum=0.0, inclusive=False)
+        _check_float("popularity_ipw_max", self.popularity_ipw_max, minimum=1.0)
         for key, valid in (("task", TASKS), ("optimizer", OPTIMIZERS), ("loss", tuple(LOSSES)),
                            ("negatives", NEGATIVE_SOURCES), ("logq_mode", ("per_source", "shared"))):
             if getattr(self, key) not in valid:
@@ -112,6 +122,8 @@ class TrainerConfig:
         if self.task in ("ranking",) + LIST_TASKS and (self.logq_correction or self.hard_negatives
                                                         or self.negatives != "in_batch"):
             raise ValueError(f"task={self.task!r} trains on labels: negatives, hard_negatives and logQ do not apply")
+        if self.task in ("ranking",) + LIST_TASKS and self.popularity_ipw:
+            raise ValueError(f"popularity_ipw weighs retrieval positives; task={self.task!r} trains on labels")
         if self.task in LIST_TASKS:
             if self.group_size < 2 or self.batch_size % self.group_size:
                 raise ValueError(f"task={self.task!r} trains on candidate lists: need group_size >= 2 dividing "

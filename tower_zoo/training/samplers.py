@@ -53,6 +53,29 @@ def unigram_probabilities(counts: np.ndarray, alpha: float = 0.75, floor: float 
     return weights / total
 
 
+def popularity_ipw_weights(counts: np.ndarray, power: float, max_weight: float = 10.0) -> np.ndarray:
+    """Inverse-propensity weights of positives by popularity: float64 [N] per item code.
+
+    The propensity of item j to be a logged positive is taken ∝ c_j (its training count); each positive row
+    of item j gets weight w_j = min((c_j / c̄)^(−power), max_weight), then every weight is divided by the mean
+    row weight Σ_j c_j w_j / Σ_j c_j, so the average training row keeps weight 1 (the loss scale is unchanged).
+    c̄ is the mean count of the items that have rows; items without rows get weight 0 (they have no rows).
+    """
+    counts = np.asarray(counts, np.float64)
+    if counts.ndim != 1 or np.any(counts < 0) or not np.all(np.isfinite(counts)):
+        raise ValueError("counts must be a 1-D array of finite non-negative numbers")
+    if not (np.isfinite(power) and power >= 0):
+        raise ValueError(f"power must be finite and >= 0, got {power}")
+    if not (np.isfinite(max_weight) and max_weight >= 1):
+        raise ValueError(f"max_weight must be finite and >= 1, got {max_weight}")
+    seen = counts > 0
+    if not seen.any():
+        raise ValueError("counts are all zero: no positives to weight")
+    weights = np.zeros_like(counts)
+    weights[seen] = np.minimum((counts[seen] / counts[seen].mean()) ** -power, max_weight)
+    return weights * counts.sum() / float(np.dot(counts, weights))
+
+
 def build_alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Vose's alias method: O(N) build, O(1) per draw.
 

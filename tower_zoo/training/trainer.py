@@ -44,6 +44,7 @@ from tower_zoo.data.source import ArrayExampleSource, ExampleSource
 from tower_zoo.tasks.candidates import HardNegativeCandidates, InBatchCandidates, SampledCandidates
 from tower_zoo.tasks.cascade import ARFTask, RankFlowTask, UncertaintyWeights
 from tower_zoo.tasks.losses import make_loss
+from tower_zoo.tasks.ordinal import NestedOrdinalLoss
 from tower_zoo.tasks.ranking import RankingTask
 from tower_zoo.tasks.retrieval import RetrievalTask
 from tower_zoo.training.callbacks import (CheckpointEachEpoch, DataEpoch, EpochRecorder, FiniteLossGuard,
@@ -51,7 +52,7 @@ from tower_zoo.training.callbacks import (CheckpointEachEpoch, DataEpoch, EpochR
 from tower_zoo.training.checkpoints import CheckpointStore
 from tower_zoo.training.config import TrainerConfig, make_trainer_config
 from tower_zoo.training.optimizers import make_optimizer
-from tower_zoo.training.samplers import keep_probability, unigram_probabilities
+from tower_zoo.training.samplers import keep_probability, popularity_ipw_weights, unigram_probabilities
 
 __all__ = ["Trainer", "TrainerConfig", "make_trainer_config"]
 
@@ -67,6 +68,23 @@ def _row_values(name: str, values: Any, rows: int, dtype, shape_tail: tuple = ()
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contain NaN/inf (e.g. row {int(np.flatnonzero(~np.isfinite(array))[0])})")
     return array
+
+
+def _check_nested_levels(levels, arrays) -> None:
+    """Ordinal levels must be 0/1 and nested (a row at a level is at every lower one); ValueError naming the
+    level and the first bad row."""
+    previous = None
+    for name in levels or ():
+        labels = arrays[objective_label(name)]
+        bad = ~np.isin(labels, (0.0, 1.0))
+        if bad.any():
+            raise ValueError(f"ordinal level {name!r} labels must be 0/1, got {labels[bad][0]!r} at row "
+                             f"{int(np.flatnonzero(bad)[0])}")
+        if previous is not None and np.any(labels > arrays[objective_label(previous)]):
+            row = int(np.flatnonzero(labels > arrays[objective_label(previous)])[0])
+            raise ValueError(f"ordinal levels must be nested: row {row} is at level {name!r} but not at the lower "
+                             f"level {previous!r}")
+        previous = name
 
 
 class Trainer:
@@ -162,6 +180,7 @@ class Trainer:
         for name in objectives or ():
             arrays[objective_label(name)] = _row_values(f"objective_labels[{name!r}]", objective_labels[name],
                                                         rows, np.float32)
+        _check_nested_levels(getattr(self.model, "ordinal_levels", None), arrays)
         return ArrayExampleSource(arrays, self.model.feature_spec, self.config.group_size)
 
     def _check_source(self, source: ExampleSource, item_table) -> None:
@@ -218,9 +237,12 @@ class Trainer:
                                             spec.item_id.vocab_size, config.seed, name="sampled")
             if config.hard_negatives:
                 hard = HardNegativeCandidates(table, config.hard_negatives, config.band_width, name="hard")
+        ipw = (popularity_ipw_weights(counts, config.popularity_ipw, config.popularity_ipw_max)
+               if config.popularity_ipw else None)
         return RetrievalTask(make_loss(config.loss, config.margin), item_id, in_batch, sampled, hard,
                              config.uses_logq(), config.logq_mode, np.log(np.maximum(counts, 1.0) / total),
-                             config.remove_accidental_hits, name="retrieval_task")
+                             config.remove_accidental_hits, NestedOrdinalLoss(config.ordinal_listwise_weight),
+                             ipw, name="retrieval_task")
 
     # ------------------------------------------------------------------ training
     @property
