@@ -5,7 +5,8 @@ import tensorflow as tf
 import tower_zoo
 from tower_zoo.data import synthetic_interactions, time_split
 from tower_zoo.layers import LightSE
-from tower_zoo.models.int_tower import contrastive_interaction_loss, max_sim_scores
+from tower_zoo.layers import max_similarity
+from tower_zoo.models.int_tower import contrastive_interaction_loss
 from tower_zoo.training import Trainer
 
 
@@ -35,8 +36,8 @@ def test_max_sim_score_by_hand():
     # item 0: dots per user head [2, 0], [0, 1], [2, 1] -> max over item heads 2 + 1 + 2 = 5.
     #   (a max over the user heads instead would give max(2, 0, 2) + max(0, 1, 1) = 3.)
     # item 1: [0, -1], [-1, 0], [-1, -1] -> 0 + 0 + (-1) = -1   (over user heads: 0 + 0 = 0)
-    np.testing.assert_allclose(max_sim_scores(users, items).numpy(), [[5.0, -1.0]], rtol=1e-6)
-    np.testing.assert_allclose(max_sim_scores(users, items[tf.newaxis]).numpy(), [[5.0, -1.0]], rtol=1e-6)
+    np.testing.assert_allclose(max_similarity(users, items).numpy(), [[5.0, -1.0]], rtol=1e-6)
+    np.testing.assert_allclose(max_similarity(users, items[tf.newaxis]).numpy(), [[5.0, -1.0]], rtol=1e-6)
 
 
 def test_fe_block_score_is_the_raw_max_sim_sum_and_normalization_is_an_option(split):

@@ -54,7 +54,7 @@ import dataclasses
 import tensorflow as tf
 
 from tower_zoo.features import FieldEmbedding
-from tower_zoo.layers import MLP, LightSE
+from tower_zoo.layers import MLP, LightSE, max_similarity
 from tower_zoo.models.base import LABEL_FEATURE, TwoTowerConfig, TwoTowerModel
 from tower_zoo.models.config_checks import check_at_least, check_positive_units
 from tower_zoo.registry import register_model
@@ -103,16 +103,6 @@ class HeadProjection(tf.keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "head_dim": self.head_dim,
                 "normalize": self.normalize}
-
-
-def max_sim_scores(users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-    """FE-Block score: users [B, U, d] (layers × heads), items [..., H, d] with leading [N] (all pairs,
-    -> [B, N]) or [B, M] (row-aligned, -> [B, M]): Σ_u max_h <user_u, item_h>, the max over item heads."""
-    if items.shape.rank == 3:
-        dots = tf.einsum("bud,nhd->bnuh", users, items)
-    else:
-        dots = tf.einsum("bud,bmhd->bmuh", users, items)
-    return tf.reduce_sum(tf.reduce_max(dots, axis=-1), axis=-1)
 
 
 def contrastive_interaction_loss(users: tf.Tensor, items: tf.Tensor, item_ids: tf.Tensor, anchors: tf.Tensor,
@@ -177,10 +167,10 @@ class IntTower(TwoTowerModel):
         return self.item_heads(top)
 
     def similarity(self, user_embedding, item_embedding) -> tf.Tensor:
-        return max_sim_scores(user_embedding, item_embedding)
+        return max_similarity(user_embedding, item_embedding)  # Σ_u max over item heads
 
     def paired_similarity(self, user_embedding, item_embedding) -> tf.Tensor:
-        return max_sim_scores(user_embedding, item_embedding)
+        return max_similarity(user_embedding, item_embedding)  # Σ_u max over item heads
 
     def auxiliary_loss(self, user_embedding, item_embedding, features, training=False) -> tf.Tensor:
         """``cir_weight`` · CIR on the batch's clicked rows (every row when there is no label)."""
