@@ -55,6 +55,8 @@ flags.DEFINE_integer("patience", 5, "Early-stopping patience in epochs (official
 flags.DEFINE_list("models", [], "Row labels to run (default: all).")
 flags.DEFINE_boolean("history", True, "Also run HIT with a positive-item history (leaky and leak-free).")
 flags.DEFINE_string("out", "benchmarks/results", "Output directory.")
+flags.DEFINE_boolean("update", False, "Keep the rows of an existing paper_protocols.json that --models does not rerun "
+                     "(same seeds).")
 FLAGS = flags.FLAGS
 
 FEATURES = ("gender", "age", "occupation", "genres")     # + ids and the two label rates
@@ -131,6 +133,13 @@ def main(argv):
     seeds = parse_seeds(FLAGS.seeds)
     data = movielens_1m(FLAGS.data_dir) if FLAGS.data_dir else movielens_100k()
     tables = {variant: SeededRows(seeds) for variant in VARIANTS}
+    previous_path = os.path.join(FLAGS.out, "paper_protocols.json")
+    if FLAGS.update and os.path.exists(previous_path):
+        with open(previous_path) as handle:
+            previous = json.load(handle)
+        if previous["seeds"] != seeds:
+            raise SystemExit(f"--update: {previous_path} has seeds {previous['seeds']}, not {seeds}")
+        tables = {variant: SeededRows.from_json(seeds, previous["variants"].get(variant, {})) for variant in VARIANTS}
     started = time.perf_counter()
     sizes = [run_seed(data, seed, tables) for seed in seeds][0]
     minutes = (time.perf_counter() - started) / 60
@@ -139,6 +148,9 @@ def main(argv):
              f"batch 2048, Adam 1e-3, up to {FLAGS.epochs} epochs, early stopping on validation AUC (patience "
              f"{FLAGS.patience}). Mean ± 95% t-interval over {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
              f"{minutes:.0f} min on this 2-core machine."]
+    if FLAGS.update:
+        lines += ["", f"This run reran {', '.join(FLAGS.models) or 'every row'} ({minutes:.0f} min); the other rows are "
+                  "kept from the previous paper_protocols.json (same seeds)."]
     for variant, rows in tables.items():
         lines += ["", f"### Label-rate features {variant}", ""]
         lines += rows.markdown(COLUMNS, REFERENCE if REFERENCE in rows.runs else None, "auc")

@@ -21,6 +21,23 @@ class SeededRows:
         self.runs: dict[str, dict[int, dict[str, float]]] = {}
         self.extras: dict[str, dict] = {}
 
+    @classmethod
+    def from_json(cls, seeds: Sequence[int], record: dict) -> "SeededRows":
+        """The rows ``to_json`` wrote (each metric's per-seed ``values`` in seed order; other keys are extras),
+        so a rerun of some rows can keep the others."""
+        rows = cls(seeds)
+        for label, entries in record.items():
+            for metric, entry in entries.items():
+                if isinstance(entry, dict) and "values" in entry:
+                    if len(entry["values"]) != len(rows.seeds):
+                        raise ValueError(f"row {label!r}, {metric}: {len(entry['values'])} values for seeds "
+                                         f"{rows.seeds}")
+                    for seed, value in zip(rows.seeds, entry["values"]):
+                        rows.runs.setdefault(label, {}).setdefault(seed, {})[metric] = value
+                else:
+                    rows.extras.setdefault(label, {})[metric] = entry
+        return rows
+
     def add(self, label: str, seed: int, metrics: dict[str, float]) -> None:
         """Records ``metrics`` (metric -> value) of row ``label`` under ``seed``."""
         if seed not in self.seeds:

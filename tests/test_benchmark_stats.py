@@ -78,3 +78,16 @@ def test_interval_format_and_paired_labels():
     assert ratio_interval([2.0, 4.0], [1.0, 2.0]).mean == 2.0
     with pytest.raises(ValueError, match="same seeds"):
         ratio_interval([1.0], [1.0, 2.0])
+
+
+def test_seeded_rows_round_trip_through_json_keeps_values_per_seed_and_extras():
+    from benchmarks.seeded import SeededRows
+
+    rows = SeededRows([7, 8, 9])
+    for seed, auc in zip([7, 8, 9], [0.61, 0.64, 0.70]):
+        rows.add("a", seed, {"auc": auc})
+    rows.extras["a"] = {"codebook_usage": {"7": [1, 2]}}
+    back = SeededRows.from_json([7, 8, 9], rows.to_json())
+    assert back.runs == rows.runs and back.extras == rows.extras and back.to_json() == rows.to_json()
+    with pytest.raises(ValueError, match="3 values for seeds"):
+        SeededRows.from_json([7, 8], rows.to_json())
