@@ -1,7 +1,7 @@
 """Pre-rankers in their cascade: every pre-ranking model × {exposures only, RankFlow, ARF} on MovieLens.
 
     python -m benchmarks.cascade [--seeds 3] [--models dssm,int_tower,hit,cold,three_tower,rq_target_attention]
-                                 [--num_candidates 100] [--m 20] [--k 5]
+                                 [--num_candidates 200] [--m 10] [--k 5]
 
 Protocol (``tower_zoo.cascade.CascadeSimulation``), per seed: MovieLens-100K split by time (test = latest 20%,
 validation the 10% before); a DSSM retrieval model (8 epochs, in-batch softmax + logQ) retrieves each
@@ -37,8 +37,8 @@ flags.DEFINE_integer("seeds", 3, "Seeds.")
 flags.DEFINE_list("models", ["dssm", "int_tower", "hit", "cold", "three_tower", "rq_target_attention"],
                   "Pre-rankers.")
 flags.DEFINE_list("modes", ["exposures", "rankflow", "arf"], "Training modes.")
-flags.DEFINE_integer("num_candidates", 100, "N: candidates retrieval hands to the pre-ranker.")
-flags.DEFINE_integer("m", 20, "Candidates the pre-ranker keeps.")
+flags.DEFINE_integer("num_candidates", 200, "N: candidates retrieval hands to the pre-ranker.")
+flags.DEFINE_integer("m", 10, "Candidates the pre-ranker keeps.")
 flags.DEFINE_integer("k", 5, "Items the ranker finally shows.")
 flags.DEFINE_string("out", "benchmarks/results", "Output directory.")
 FLAGS = flags.FLAGS
