@@ -30,11 +30,10 @@ import time
 
 import tower_zoo  # noqa: I001  (first: it selects legacy Keras before TensorFlow loads)
 
-import numpy as np
-import tensorflow as tf
 from absl import app, flags
 
 from benchmarks.baselines import regressions
+from benchmarks.costs import microseconds_per_candidate
 from benchmarks.plots import labelled_scatter
 from benchmarks.seeded import SeededRows
 from benchmarks.stats import parse_seeds
@@ -64,20 +63,9 @@ MODELS = [("logistic_regression", "logistic_regression", {}), ("dssm", "dssm", {
 
 
 def scoring_cost_us(model, split) -> float:
-    """Microseconds per candidate: one user against the cached item corpus, see the module docstring."""
-    items, _ = split.candidates()
-    count = len(next(iter(items.values())))
+    """Microseconds per candidate: one user against the cached item corpus (``benchmarks.costs``)."""
     one_user = {k: v[:1] for k, v in split.examples("test").items()}
-    user_state = tf.nest.map_structure(lambda t: tf.repeat(t, count, axis=0), model.user_embedding(one_user))
-    item_state = model.item_embedding(items)
-    score = tf.function(model.pair_logits)
-    score(user_state, item_state)  # trace
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
-        score(user_state, item_state).numpy()
-        times.append(time.perf_counter() - started)
-    return 1e6 * float(np.median(times)) / count
+    return microseconds_per_candidate(model, one_user, split.candidates()[0])
 
 
 COLUMNS = [("auc", "AUC", 4), ("gauc", "GAUC", 4), ("logloss", "logloss", 4),

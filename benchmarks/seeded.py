@@ -91,7 +91,7 @@ class SeededRows:
                 (within if difference["within_noise"] else beyond).append(f"{label} ({difference['mean']:+.4f})")
         return [f"Within noise of {reference} on {metric} (95% interval of the paired difference contains 0): "
                 + (", ".join(within) or "none") + ".",
-                f"Beyond noise: " + (", ".join(beyond) or "none") + "."]
+                "Beyond noise: " + (", ".join(beyond) or "none") + "."]
 
     def to_json(self) -> dict:
         """``{label: {metric: {"mean", "ci", "n", "values"}, ...extras}}``."""
