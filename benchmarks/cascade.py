@@ -132,7 +132,8 @@ def report(rows: dict, costs: dict, reference: dict) -> list[str]:
         lines.append(f"| {name} | {mode} | " + " | ".join(cells) + f" | {versus} | {costs[label]:.2f} |")
     ranker = reference["ranker"]
     lines += ["", f"The ranker itself as pre-ranker (keeps its own top {m}): end-to-end recall@{k} "
-                  f"{mean_interval(ranker['end_to_end_recall@k']).format()} — the ceiling any pre-ranker works under."]
+                  f"{mean_interval(ranker['end_to_end_recall@k']).format()} — what perfect agreement with the ranker delivers "
+                  "(not a ceiling: the ranker is imperfect, and a pre-ranker that disagrees with it can deliver more)."]
     return lines
 
 

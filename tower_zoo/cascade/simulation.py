@@ -16,7 +16,8 @@ Metrics of a pre-ranker (``evaluate``):
   what the ranker would pick survives the pre-ranker (the metric of the cascade literature);
 * ``end_to_end_recall@k``: |final top k ∩ engaged| / |engaged|, over requests with an engaged item — what
   the user actually engaged with that the whole cascade delivers (``oracle_end_to_end_recall@k``: the same
-  with a pre-ranker that keeps everything, the ceiling the pre-ranker works under);
+  with a pre-ranker that keeps everything, i.e. one that agrees with the ranker perfectly — not a ceiling: the
+  ranker is imperfect too, so a pre-ranker that disagrees with it can deliver more engaged items);
 * AUC, GAUC and logloss of the pre-ranker on every exposure of the part (``PreRankingEvaluator``).
 
 ``candidate_list_arrays(part)`` gives the list-wise training data of RankFlow and ARF
