@@ -160,7 +160,18 @@ def report(one: dict, two: dict) -> list[str]:
             lines.append(f"| {int(rows):,} | {harness} | {r['examples_per_second']:,.0f} | "
                          f"{r['examples_per_second'] / base:.2f} | {r['memory_mb']:,.0f} | {r['table_mb']:,.0f} | "
                          f"{r['memory_mb'] / r['table_mb']:.2f} |")
+    if len(sizes) >= 2:
+        lines += ["", "Memory each harness adds per MB of tables, between the two largest vocabularies (the slope, "
+                      "free of the runtime's fixed allocations): " + ", ".join(
+                          f"{harness} {marginal_memory_ratio(two[harness], sizes[-2], sizes[-1]):.2f}×"
+                          for harness in HARNESSES) + "."]
     return lines
+
+
+def marginal_memory_ratio(by_rows: dict, smaller, larger) -> float:
+    """(memory at ``larger`` − memory at ``smaller``) / (tables at ``larger`` − tables at ``smaller``)."""
+    small, large = by_rows[smaller], by_rows[larger]
+    return (large["memory_mb"] - small["memory_mb"]) / (large["table_mb"] - small["table_mb"])
 
 
 def plot(two: dict, path: str) -> None:
