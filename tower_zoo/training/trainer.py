@@ -50,7 +50,7 @@ from tower_zoo.tasks.retrieval import RetrievalTask
 from tower_zoo.training.callbacks import (CheckpointEachEpoch, DataEpoch, EpochRecorder, FiniteLossGuard,
                                           StepLossGuard, ValidationMetric)
 from tower_zoo.training.checkpoints import CheckpointStore
-from tower_zoo.training.config import TrainerConfig, make_trainer_config
+from tower_zoo.training.config import TrainerConfig, make_trainer_config, steps_for_vocabulary
 from tower_zoo.training.optimizers import make_optimizer
 from tower_zoo.training.samplers import keep_probability, popularity_ipw_weights, unigram_probabilities
 
@@ -254,6 +254,13 @@ class Trainer:
             return 0
         return 1 if sys.stdout.isatty() and not os.environ.get("CI") else 2
 
+    @property
+    def steps_per_execution(self) -> int:
+        """Steps per call into the compiled function (``TrainerConfig.steps_per_execution``; None: chosen by
+        the largest id vocabulary of the model's features)."""
+        largest = max((getattr(f, "vocab_size", 0) for f in self.model.feature_spec.features), default=0)
+        return steps_for_vocabulary(largest, self.config.steps_per_execution)
+
     def _dataset(self, source: ExampleSource, keep: np.ndarray | None):
         config = self.config
         if self._parameter_servers:
@@ -303,7 +310,7 @@ class Trainer:
                              f"than one batch ({config.batch_size}); word2vec uses 1e-5 to 1e-3")
         task = self.make_task(counts, keep, item_table)
         with self.strategy.scope():
-            self.model.compile(optimizer=self.optimizer, task=task, steps_per_execution=config.steps_per_execution,
+            self.model.compile(optimizer=self.optimizer, task=task, steps_per_execution=self.steps_per_execution,
                                jit_compile=config.jit_compile)
         initial_epoch = self.restore()
         if initial_epoch >= config.epochs:
