@@ -33,6 +33,8 @@ flags.DEFINE_list("models", ["mf", "dssm"], "Models for part 1.")
 flags.DEFINE_list("vocab_sizes", ["10000", "100000", "1000000", "5000000"], "Table rows for part 2.")
 flags.DEFINE_integer("peer_steps", 20, "Part 2: steps per timed epoch of the TFRS peer (dense Adam is slow "
                      "at large vocabularies).")
+flags.DEFINE_integer("vocab_repeats", 3, "Part 2: fresh-process runs per (harness, rows), seeds 0.. (mean ± 95%).")
+flags.DEFINE_list("parts", ["1", "2"], "Parts to run; a part not run is kept from the existing harness.json.")
 flags.DEFINE_string("out", "benchmarks/results", "Output directory.")
 flags.DEFINE_string("worker", None, "Internal: run one part-2 configuration (harness:rows) and print JSON.")
 
@@ -104,36 +106,45 @@ def worker(spec_text: str) -> None:
     import tower_zoo
     from tower_zoo.data import leave_last_out, movielens_100k
 
-    harness, rows = spec_text.split(":")
+    harness, rows, seed = spec_text.split(":")
     split = leave_last_out(movielens_100k())
     examples = split.examples("train")
     spec = padded_spec(split.data.feature_spec, int(rows))
     before = memory_kb("VmRSS")
     model = tower_zoo.create_model("dssm", spec)
     steps = None if harness == "ours" else FLAGS.peer_steps
-    seconds, per_epoch = train_once(harness, model, examples, 3, seed=0, steps_per_epoch=steps)
+    seconds, per_epoch = train_once(harness, model, examples, 3, seed=int(seed), steps_per_epoch=steps)
     table_bytes = sum(w.shape.num_elements() * w.dtype.size for w in model.weights)
     print(json.dumps({"examples_per_second": per_epoch * 2 / sum(seconds[1:]),
                       "memory_mb": (memory_kb("VmHWM") - before) / 1024, "table_mb": table_bytes / 2**20}))
 
 
 def part_two() -> dict:
-    """{harness: {rows: {...}}} from one fresh process per configuration."""
+    """{harness: {rows: {"examples_per_second": [per seed], "memory_mb": [per seed], "table_mb"}}}, one fresh
+    process per (harness, rows, seed)."""
     results = {h: {} for h in HARNESSES}
     for rows in FLAGS.vocab_sizes:
         for harness in HARNESSES:
-            started = time.perf_counter()
-            run = subprocess.run([sys.executable, "-m", "benchmarks.harness", f"--worker={harness}:{rows}",
-                                  f"--peer_steps={FLAGS.peer_steps}"], capture_output=True, text=True,
-                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-            if run.returncode != 0:
-                raise RuntimeError(f"{harness} at {rows} rows failed: {run.stderr[-2000:]}")
-            results[harness][rows] = json.loads(run.stdout.strip().splitlines()[-1])
-            print(f"{int(rows):>9,} rows {harness:13s} {results[harness][rows]['examples_per_second']:9,.0f} "
-                  f"examples/s  memory {results[harness][rows]['memory_mb']:7,.0f} MB  tables "
-                  f"{results[harness][rows]['table_mb']:6,.0f} MB  ({time.perf_counter() - started:.0f} s)",
-                  flush=True)
+            record = results[harness][rows] = {"examples_per_second": [], "memory_mb": []}
+            for seed in range(FLAGS.vocab_repeats):
+                started = time.perf_counter()
+                run = subprocess.run([sys.executable, "-m", "benchmarks.harness", f"--worker={harness}:{rows}:{seed}",
+                                      f"--peer_steps={FLAGS.peer_steps}"], capture_output=True, text=True,
+                                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                if run.returncode != 0:
+                    raise RuntimeError(f"{harness} at {rows} rows failed: {run.stderr[-2000:]}")
+                measured = json.loads(run.stdout.strip().splitlines()[-1])
+                record["examples_per_second"].append(measured["examples_per_second"])
+                record["memory_mb"].append(measured["memory_mb"])
+                record["table_mb"] = measured["table_mb"]
+                print(f"{int(rows):>9,} rows {harness:13s} seed {seed} {measured['examples_per_second']:9,.0f} "
+                      f"examples/s  memory {measured['memory_mb']:7,.0f} MB  tables {measured['table_mb']:6,.0f} MB  "
+                      f"({time.perf_counter() - started:.0f} s)", flush=True)
     return results
+
+
+def _mean(values) -> float:
+    return sum(values) / len(values)
 
 
 def report(one: dict, two: dict) -> list[str]:
@@ -151,15 +162,18 @@ def report(one: dict, two: dict) -> list[str]:
             lines.append(f"| {name} | {harness} | {speed.format(',.0f')} | {recall.format('.4f')} | {ratio} |")
     sizes = list(two["ours"])
     base = two["ours"][sizes[0]]["examples_per_second"]
-    lines += ["", "### Throughput against the id-vocabulary size (DSSM, same 99k interactions, fresh process each)",
-              "", "| table rows | harness | examples/s | vs ours at " + f"{int(sizes[0]):,} rows | memory above start (MB) "
-              "| tables (MB) | memory / tables |", "|---:|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "### Throughput against the id-vocabulary size (DSSM, same 99k interactions, fresh process each; "
+                  f"mean ± 95% interval over {FLAGS.vocab_repeats} runs)",
+              "", "| table rows | harness | examples/s | vs ours at " + f"{int(sizes[0]):,} rows (paired by seed) | "
+              "memory above start (MB) | tables (MB) | memory / tables |", "|---:|---|---:|---:|---:|---:|---:|"]
     for rows in sizes:
         for harness in HARNESSES:
             r = two[harness][rows]
-            lines.append(f"| {int(rows):,} | {harness} | {r['examples_per_second']:,.0f} | "
-                         f"{r['examples_per_second'] / base:.2f} | {r['memory_mb']:,.0f} | {r['table_mb']:,.0f} | "
-                         f"{r['memory_mb'] / r['table_mb']:.2f} |")
+            speed = mean_interval(r["examples_per_second"])
+            versus = ratio_interval(r["examples_per_second"], base).format(".2f", "×")
+            memory = _mean(r["memory_mb"])
+            lines.append(f"| {int(rows):,} | {harness} | {speed.format(',.0f')} | {versus} | {memory:,.0f} | "
+                         f"{r['table_mb']:,.0f} | {memory / r['table_mb']:.2f} |")
     if len(sizes) >= 2:
         lines += ["", "Memory each harness adds per MB of tables, between the two largest vocabularies (the slope, "
                       "free of the runtime's fixed allocations): " + ", ".join(
@@ -171,7 +185,7 @@ def report(one: dict, two: dict) -> list[str]:
 def marginal_memory_ratio(by_rows: dict, smaller, larger) -> float:
     """(memory at ``larger`` − memory at ``smaller``) / (tables at ``larger`` − tables at ``smaller``)."""
     small, large = by_rows[smaller], by_rows[larger]
-    return (large["memory_mb"] - small["memory_mb"]) / (large["table_mb"] - small["table_mb"])
+    return (_mean(large["memory_mb"]) - _mean(small["memory_mb"])) / (large["table_mb"] - small["table_mb"])
 
 
 def plot(two: dict, path: str) -> None:
@@ -183,7 +197,7 @@ def plot(two: dict, path: str) -> None:
     figure, axis = plt.subplots(figsize=(6, 4))
     for harness, rows in two.items():
         sizes = [int(r) for r in rows]
-        axis.plot(sizes, [rows[r]["examples_per_second"] for r in rows], marker="o", label=harness)
+        axis.plot(sizes, [_mean(rows[r]["examples_per_second"]) for r in rows], marker="o", label=harness)
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("rows of the user, item and history tables")
@@ -202,15 +216,20 @@ def main(argv):
     from tower_zoo.data import leave_last_out, movielens_100k
 
     started = time.perf_counter()
-    one = part_one(leave_last_out(movielens_100k()))
-    two = part_two()
-    lines = report(one, two) + ["", f"Measured in one run of `python -m benchmarks.harness` "
+    previous = {}
+    if set(FLAGS.parts) != {"1", "2"}:
+        with open(os.path.join(FLAGS.out, "harness.json")) as handle:
+            previous = json.load(handle)
+    one = part_one(leave_last_out(movielens_100k())) if "1" in FLAGS.parts else previous["same_model"]
+    two = part_two() if "2" in FLAGS.parts else previous["vocabulary"]
+    lines = report(one, two) + ["", f"Measured by `python -m benchmarks.harness` (parts {', '.join(FLAGS.parts)} in this run) "
                                     f"({(time.perf_counter() - started) / 60:.0f} min on this 2-core machine)."]
     os.makedirs(FLAGS.out, exist_ok=True)
     with open(os.path.join(FLAGS.out, "harness.md"), "w") as handle:
         handle.write("\n".join(lines) + "\n")
     with open(os.path.join(FLAGS.out, "harness.json"), "w") as handle:
-        json.dump({"same_model": one, "vocabulary": two, "epochs": FLAGS.epochs, "seeds": FLAGS.seeds}, handle, indent=2)
+        json.dump({"same_model": one, "vocabulary": two, "epochs": FLAGS.epochs, "seeds": FLAGS.seeds,
+                   "vocab_repeats": FLAGS.vocab_repeats}, handle, indent=2)
     plot(two, os.path.join(FLAGS.out, "harness.png"))
     print("\n".join(lines))
 
