@@ -16,7 +16,6 @@ import os
 
 import tower_zoo  # noqa: I001  (first: it selects legacy Keras before TensorFlow loads)
 
-import numpy as np
 import tensorflow as tf
 from absl import app, flags
 

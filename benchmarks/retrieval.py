@@ -119,7 +119,7 @@ def main(argv):
     table = rows.markdown(COLUMNS, REFERENCE if REFERENCE in rows.runs else None, "recall@50")
     width = len(COLUMNS) + (1 if REFERENCE in rows.runs else 0)
     popular_cells = [f"{popular[k]:.4f}" for k in EXACT_METRICS] + ["–"] * (width - len(EXACT_METRICS))
-    lines += table[:2] + [f"| most-popular (deterministic) | " + " | ".join(popular_cells) + " |"] + table[2:]
+    lines += table[:2] + ["| most-popular (deterministic) | " + " | ".join(popular_cells) + " |"] + table[2:]
     if REFERENCE in rows.runs:
         lines += [""] + rows.noise_summary(REFERENCE, "recall@50")
     lines += peer_lines(rows, split, FLAGS.epochs)
