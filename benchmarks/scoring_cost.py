@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import tower_zoo  # noqa: I001  (legacy Keras before TensorFlow)
 
 import numpy as np
-import tensorflow as tf
 from absl import app, flags
 
+from benchmarks.costs import scoring_times_us
 from tower_zoo.data import load_dataset, time_split
 
 flags.DEFINE_list("candidates", ["1682", "20000"], "Candidates per request (the corpus tiled to this many).")
@@ -40,17 +39,7 @@ def tiled(items: dict, count: int) -> dict:
 
 def time_scoring(model, one_user: dict, items: dict, repeats: int) -> tuple[float, float, float]:
     """(median, first quartile, third quartile) microseconds per candidate over ``repeats`` calls."""
-    count = len(next(iter(items.values())))
-    user_state = tf.nest.map_structure(lambda t: tf.repeat(t, count, axis=0), model.user_embedding(one_user))
-    item_state = model.item_embedding(items)
-    score = tf.function(model.pair_logits)
-    score(user_state, item_state).numpy()   # trace and warm up
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        score(user_state, item_state).numpy()
-        seconds.append(time.perf_counter() - started)
-    q1, median, q3 = np.percentile(np.asarray(seconds) * 1e6 / count, [25, 50, 75])
+    q1, median, q3 = np.percentile(scoring_times_us(model, one_user, items, repeats), [25, 50, 75])
     return float(median), float(q1), float(q3)
 
 
