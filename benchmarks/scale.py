@@ -16,8 +16,13 @@ fresh process so that its peak RSS (VmHWM) is its own:
   examples/s and peak RSS; and the TFRS tutorial model (id embeddings, ``tfrs.tasks.Retrieval``, Adagrad 0.1 —
   a smaller model, a reference for the harness and the reader) on the same shards and batch, for the ratio;
 * evaluate: --eval_users test users (leave-last-out, seen items excluded) ranked over the whole item corpus,
-  exact in blocks and with ScaNN (1,000 leaves, 100 searched, 400 re-ordered), with the ANN recall@100 of
-  ScaNN against exact, seconds of each and peak RSS.
+  exact in blocks and with ScaNN (--scann_leaves, --scann_leaves_to_search, --scann_reorder; default 2,000
+  leaves, 100 searched, 1,000 re-ordered), with the ANN recall@100 of ScaNN against exact, search seconds of
+  each, ScaNN's one-off build seconds (partitioning and quantizer training) on their own, and peak RSS. The
+  speed-up is given for the search alone and with the build included.
+
+Steps not run in an invocation (--steps) keep their earlier results in scale.json for the same size, so one
+step can be rerun without the others.
 
 Writes scale.md, scale.json and scale.png (cost against size) to --out.
 """
@@ -42,6 +47,9 @@ flags.DEFINE_string("work", "/tmp/tower_zoo_scale", "Where the generated and pre
 flags.DEFINE_integer("eval_users", 100_000, "Test users ranked over the corpus in the evaluation step.")
 flags.DEFINE_list("steps", ["prepare", "reader", "train", "peer", "evaluate"], "Steps to run per size.")
 flags.DEFINE_string("out", "benchmarks/results", "Output directory for scale.md / scale.json.")
+flags.DEFINE_integer("scann_leaves", 2000, "ScaNN partitions.")
+flags.DEFINE_integer("scann_leaves_to_search", 100, "ScaNN partitions probed per query.")
+flags.DEFINE_integer("scann_reorder", 1000, "ScaNN candidates re-scored exactly.")
 
 FLAGS = flags.FLAGS
 
@@ -123,6 +131,7 @@ model = tower_zoo.create_model("dssm", prepared.feature_spec)
 model.build_weights()
 restore_latest_weights(model, sys.argv[2])
 users = int(sys.argv[3])
+leaves, leaves_to_search, reorder = map(int, sys.argv[4:7])
 
 def first_users(chunks, limit):
     seen = 0
@@ -134,7 +143,7 @@ def first_users(chunks, limit):
             return
 
 items, ids = prepared.item_corpus()
-config = ScannConfig(num_leaves=1000, num_leaves_to_search=100, reorder_k=400)
+config = ScannConfig(num_leaves=leaves, num_leaves_to_search=leaves_to_search, reorder_k=reorder)
 started = time.perf_counter()
 report = RetrievalEvaluator(ks=(10, 100), scann_config=config, batch_size=4096).evaluate_chunks(
     model, first_users(prepared.query_chunks("test", chunk_size=4096), users), items, ids)
@@ -142,6 +151,8 @@ print(json.dumps({"seconds": time.perf_counter() - started, "users": report.num_
                   "exact_seconds": report.num_queries / report.timings["exact_qps"],
                   "scann_seconds": report.num_queries / report.timings["scann_qps"],
                   "scann_build_seconds": report.timings["scann_build_seconds"],
+                  "scann_knobs": {"num_leaves": leaves, "num_leaves_to_search": leaves_to_search,
+                                  "reorder_k": reorder},
                   "ann_recall@100": report.ann_recall["ann_recall@100"],
                   "recall@100_exact": report.metrics["exact"]["recall@100"],
                   "recall@100_scann": report.metrics["scann"]["recall@100"],
@@ -159,7 +170,9 @@ def _python(code: str, *args: str) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
-def run_size(size: int) -> dict:
+def run_size(size: int, earlier: dict) -> dict:
+    """Runs --steps for one size; ``earlier`` (this size's row of the last scale.json, or {}) supplies the
+    steps not run, except an evaluation of a model that this run retrains."""
     source = os.path.join(FLAGS.work, f"source-{size}-{FLAGS.users}-{FLAGS.items}")
     schema = os.path.join(source, "schema.yaml")
     if not os.path.isfile(schema):
@@ -169,11 +182,15 @@ def run_size(size: int) -> dict:
     prepared = os.path.join(FLAGS.work, f"prepared-{size}")
     checkpoints = os.path.join(FLAGS.work, f"dssm-{size}")
     row = {"interactions": size, "users": FLAGS.users, "items": FLAGS.items}
+    if (earlier.get("users"), earlier.get("items")) == (FLAGS.users, FLAGS.items):
+        stale = set(FLAGS.steps) | ({"evaluate"} if "train" in FLAGS.steps else set())
+        row.update({step: result for step, result in earlier.items() if step in _STEPS and step not in stale})
     steps = {"prepare": (_PREPARE, schema, prepared, FLAGS.memory_budget_mb),
              "reader": (_READ, prepared, FLAGS.reader_rows),
              "train": (_TRAIN, prepared, checkpoints),
              "peer": (_PEER, prepared),
-             "evaluate": (_EVALUATE, prepared, checkpoints, FLAGS.eval_users)}
+             "evaluate": (_EVALUATE, prepared, checkpoints, FLAGS.eval_users, FLAGS.scann_leaves,
+                          FLAGS.scann_leaves_to_search, FLAGS.scann_reorder)}
     if "train" in FLAGS.steps and os.path.isdir(checkpoints):
         shutil.rmtree(checkpoints)
     for step in FLAGS.steps:
@@ -183,28 +200,42 @@ def run_size(size: int) -> dict:
     return row
 
 
+_STEPS = ("prepare", "reader", "train", "peer", "evaluate")
+
+
 def _cell(row: dict, step: str, key: str, spec: str) -> str:
     return f"{row[step][key]:{spec}}" if step in row else "–"
+
+
+def _knobs_sentence(rows: list[dict]) -> str:
+    knobs = {json.dumps(row["evaluate"].get("scann_knobs")) for row in rows if "evaluate" in row}
+    knobs.discard("null")
+    return f" ScaNN knobs: {', '.join(sorted(knobs))}." if knobs else ""
 
 
 def markdown(rows: list[dict]) -> str:
     lines = [f"Synthetic catalogue ({FLAGS.users:,} users, {FLAGS.items:,} items), `tower-zoo prepare` with "
              f"--memory_budget_mb {FLAGS.memory_budget_mb}, this 2-core machine (shared). Peak RSS of each step's "
-             "own process.", "",
+             "own process." + _knobs_sentence(rows), "",
              "| interactions | prepare s | prepare GB | reader rows/s | train examples/s (DSSM) | train GB | "
-             "TFRS tutorial examples/s | ours / tutorial | eval users | exact s | ScaNN s | ScaNN speed-up | "
-             "ANN recall@100 | eval GB |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "TFRS tutorial examples/s | ours / tutorial | eval users | exact s | ScaNN search s | ScaNN build s | "
+             "ScaNN speed-up (search) | (with build) | ANN recall@100 | eval GB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         ratio = (f"{row['train']['examples_per_second'] / row['peer']['examples_per_second']:.2f}"
                  if "train" in row and "peer" in row else "–")
-        speedup = (f"{row['evaluate']['exact_seconds'] / row['evaluate']['scann_seconds']:.1f}×"
-                   if "evaluate" in row else "–")
+        speedups = ["–", "–"]
+        if "evaluate" in row:
+            evaluate = row["evaluate"]
+            speedups = [f"{evaluate['exact_seconds'] / evaluate['scann_seconds']:.1f}×",
+                        f"{evaluate['exact_seconds'] / (evaluate['scann_seconds'] + evaluate['scann_build_seconds']):.1f}×"]
         lines.append(" | ".join([
             f"| {row['interactions']:,}", _cell(row, "prepare", "seconds", ".0f"), _cell(row, "prepare", "peak_rss_gb", ".2f"),
             _cell(row, "reader", "rows_per_second", ",.0f"), _cell(row, "train", "examples_per_second", ",.0f"),
             _cell(row, "train", "peak_rss_gb", ".2f"), _cell(row, "peer", "examples_per_second", ",.0f"), ratio,
             _cell(row, "evaluate", "users", ",d"), _cell(row, "evaluate", "exact_seconds", ".0f"),
-            _cell(row, "evaluate", "scann_seconds", ".1f"), speedup, _cell(row, "evaluate", "ann_recall@100", ".3f"),
+            _cell(row, "evaluate", "scann_seconds", ".1f"), _cell(row, "evaluate", "scann_build_seconds", ".1f"),
+            *speedups, _cell(row, "evaluate", "ann_recall@100", ".3f"),
             _cell(row, "evaluate", "peak_rss_gb", ".2f")]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -236,8 +267,13 @@ def plot(rows: list[dict], path: str) -> None:
 def main(argv):
     del argv
     os.makedirs(FLAGS.work, exist_ok=True)
-    rows = [run_size(int(size)) for size in FLAGS.sizes]
     os.makedirs(FLAGS.out, exist_ok=True)
+    results = os.path.join(FLAGS.out, "scale.json")
+    earlier = {}
+    if os.path.isfile(results):
+        with open(results) as handle:
+            earlier = {row["interactions"]: row for row in json.load(handle)}
+    rows = [run_size(int(size), earlier.get(int(size), {})) for size in FLAGS.sizes]
     with open(os.path.join(FLAGS.out, "scale.json"), "w") as handle:
         json.dump(rows, handle, indent=2)
     table = markdown(rows)

@@ -1,4 +1,5 @@
 import math
+import time
 
 import numpy as np
 import pytest
@@ -77,6 +78,25 @@ def test_scann_overlaps_exact_and_respects_exclusion():
     assert overlap >= 0.9, overlap
     excluded_ids, _ = scann.search(queries, 10, exclude=exclude)
     assert not any(np.isin(excluded_ids[q], exclude[q]).any() for q in range(200))
+
+
+def test_scann_queries_per_second_leave_out_the_one_off_build(monkeypatch):
+    # The first search builds the index; a slow build must show in scann_build_seconds, not in scann_qps.
+    rng = np.random.default_rng(2)
+    items, queries = rng.normal(size=(2_000, 8)).astype(np.float32), rng.normal(size=(40, 8)).astype(np.float32)
+    build = ScannIndex.build
+
+    def slow_build(self, depth):
+        build(self, depth)
+        time.sleep(1.0)  # as if training the partitioning had taken a second longer
+        self.build_seconds += 1.0
+
+    monkeypatch.setattr(ScannIndex, "build", slow_build)
+    report = RetrievalEvaluator(ks=(10,)).evaluate_embeddings(queries, items, np.arange(2_000),
+                                                              [np.array([0])] * 40)
+    assert report.timings["scann_build_seconds"] >= 1.0
+    search_seconds = report.num_queries / report.timings["scann_qps"]
+    assert 0 < search_seconds < 0.5, search_seconds
 
 
 def test_tiny_corpus_falls_back_to_exact_with_a_note():
