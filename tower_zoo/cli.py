@@ -57,8 +57,9 @@ flags.DEFINE_string("hard_negatives_from", None, "Run directory of the model who
 flags.DEFINE_list("hard_rank_range", ["101", "500"], "Rank band (1-based, inclusive) hard negatives come from.")
 flags.DEFINE_enum("loss", "softmax", ["softmax", "bce", "hinge", "bpr", "triplet_logistic"], "Training loss.")
 flags.DEFINE_float("margin", 0.1, "Margin of the hinge loss.")
-flags.DEFINE_enum("optimizer", "lazy_adam", ["lazy_adam", "adam", "adagrad", "sgd"],
-                  "Optimizer; lazy_adam updates only the embedding rows a batch touches.")
+flags.DEFINE_enum("optimizer", "rowwise_adam", ["rowwise_adam", "lazy_adam", "adam", "adagrad", "sgd"],
+                  "Optimizer; rowwise_adam and lazy_adam update only the embedding rows a batch touches, "
+                  "rowwise_adam with one second moment per table row (tables + slots ≈ 2× the tables).")
 flags.DEFINE_boolean("logq", None, "logQ correction per negative source (default: on for softmax only).")
 flags.DEFINE_float("temperature", None, "Model temperature (shortcut for --set temperature=T).")
 flags.DEFINE_boolean("learnable_temperature", None, "Learn the temperature (shortcut for --set).")

@@ -73,7 +73,11 @@ class PooledSequenceEmbedding(tf.keras.layers.Layer):
     def call(self, ids: tf.Tensor) -> tf.Tensor:
         ids = tf.convert_to_tensor(ids)
         positions = tf.where(tf.not_equal(ids, 0))  # [N, 2], row-major: segment ids come sorted
-        distinct, position = tf.unique(tf.gather_nd(ids, positions))
+        # unique_with_counts, not unique: Grappler's arithmetic optimizer rewrites Unique → Gather →
+        # SparseSegmentMean into a SparseSegmentMean over the whole table (SimplifyEmbeddingLookupStage), which
+        # makes every step read all N rows of a variable: 1M-row tables trained 3–4× slower than 10k-row ones.
+        # UniqueWithCounts is not matched by that rewrite; the counts are unused.
+        distinct, position, _ = tf.unique_with_counts(tf.gather_nd(ids, positions))
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             # Replicas sum sparse gradients with collectives that need one shape on every replica: pad the

@@ -36,8 +36,9 @@ class TrainerConfig:
     rankflow_mse_weight / rankflow_rank_weight: RankFlow's distillation and within-list rank loss weights.
     arf_m / arf_k / arf_temperature / arf_label_weight: ARF's Recall@m@k (the pre-ranker keeps m, the ranker's
       top k should be among them), NeuralSort's τ, and the weight of a BCE on the labels.
-    optimizer: "lazy_adam" (row-sparse updates of embedding tables; ``tower_zoo.training.optimizers``),
-      "adam", "adagrad" or "sgd".
+    optimizer: "rowwise_adam" (row-sparse updates of embedding tables with one second moment per table row),
+      "lazy_adam" (row-sparse, Adam's per-coordinate moments), "adam", "adagrad" or "sgd"
+      (``tower_zoo.training.optimizers``).
     negatives / num_global_negatives / alpha / sampler_floor: candidate sources (``tower_zoo.tasks.candidates``);
       the global sampler draws p ∝ max(count, sampler_floor)^alpha, so cold items can be drawn.
     hard_negatives / hard_rank_range: K hard negatives per row drawn from that band of a previous model's ranks.
@@ -62,7 +63,7 @@ class TrainerConfig:
     epochs: int = 5
     batch_size: int = 512
     learning_rate: float = 1e-3
-    optimizer: str = "lazy_adam"
+    optimizer: str = "rowwise_adam"
     loss: str = "softmax"
     margin: float = 0.1
     negatives: str = "in_batch"

@@ -6,7 +6,7 @@
   prepared dataset's shards; each epoch's batch order is a function of (seed, epoch);
 * the task (``tower_zoo.tasks``): ``RetrievalTask`` with the configured candidate sources, logQ and loss,
   or ``RankingTask`` for pointwise training on exposure labels (``task="auto"`` picks by model kind);
-* the optimizer (``tower_zoo.training.optimizers``; default ``lazy_adam``, row-sparse on embedding tables);
+* the optimizer (``tower_zoo.training.optimizers``; default ``rowwise_adam``, row-sparse on embedding tables);
 * callbacks: the data epoch, a non-finite-loss guard, one record per epoch, checkpoints with a checksummed
   manifest (``tower_zoo.training.checkpoints``), TensorBoard when ``tensorboard_dir`` is set, then the
   caller's own callbacks (any Keras callback: EarlyStopping, BackupAndRestore, ...);
