@@ -103,11 +103,10 @@ def test_warm_start_loads_weights_and_refuses_another_model(split, tmp_path):
         other.warm_start(str(tmp_path / "empty"))
 
 
-def test_steps_per_execution_follow_the_largest_vocabulary_unless_set():
-    from tower_zoo.training.config import LOOP_VOCABULARY_LIMIT, make_trainer_config, steps_for_vocabulary
+def test_steps_per_execution_are_validated():
+    from tower_zoo.training.config import make_trainer_config
 
-    assert steps_for_vocabulary(LOOP_VOCABULARY_LIMIT, None) == 32
-    assert steps_for_vocabulary(LOOP_VOCABULARY_LIMIT + 1, None) == 1   # the loop's per-step cost grows with tables
-    assert steps_for_vocabulary(5_000_000, 8) == 8
+    assert make_trainer_config({}).steps_per_execution == 32
+    assert make_trainer_config({"steps_per_execution": 8}).steps_per_execution == 8
     with pytest.raises(ValueError, match="steps_per_execution"):
         make_trainer_config({"steps_per_execution": 0})

@@ -45,11 +45,9 @@ class TrainerConfig:
     logq_correction: None means on for the softmax loss, off otherwise. logq_mode: "per_source" or "shared".
     downsample_threshold: word2vec's t for positive down-sampling (0 = off).
     distill_weight: ranking task: weight of the distillation term when teacher logits are given.
-    steps_per_execution: training steps per call into the compiled function (fewer host round trips); None
-      chooses by the largest id vocabulary (``steps_for_vocabulary``): 32 up to 200,000 rows, else 1. Measured
-      on this 2-core CPU with TF 2.20 (DSSM, ML-100K interactions): with a multi-step loop each step also costs
-      time in proportion to the tables (1M rows: 26.9k examples/s with 8 or 32 steps vs 62.5k with 1; 5M rows
-      with 1: 57.8k, flat), while at ML-100K's own vocabulary 32 steps are 17% faster (74k vs 62k).
+    steps_per_execution: training steps per call into the compiled function (fewer host round trips); 32 by
+      default, at any vocabulary size (the per-step cost that once grew with the tables inside the multi-step
+      loop was a Grappler rewrite of sequence pooling, fixed in ``PooledSequenceEmbedding``).
     jit_compile: compile the training step with XLA.
     allow_setting_changes: resume a checkpoint written with other options (recorded in its manifest).
     ordinal_listwise_weight: models with ordinal levels (GNOLR): weight of the per-level sampled softmax beside
@@ -87,7 +85,7 @@ class TrainerConfig:
     seed: int = 42
     checkpoint_dir: str | None = None
     max_checkpoints: int = 2
-    steps_per_execution: int | None = None
+    steps_per_execution: int = 32
     jit_compile: bool = False
     tensorboard_dir: str | None = None
     allow_setting_changes: bool = False
@@ -97,10 +95,9 @@ class TrainerConfig:
 
     def validate(self) -> None:
         """Raises ValueError naming the first bad option and its value."""
-        for key in ("epochs", "batch_size", "max_checkpoints", "num_global_negatives", "group_size", "arf_m", "arf_k"):
+        for key in ("epochs", "batch_size", "max_checkpoints", "num_global_negatives", "group_size", "arf_m", "arf_k",
+                    "steps_per_execution"):
             _check_int(key, getattr(self, key), minimum=1)
-        if self.steps_per_execution is not None:
-            _check_int("steps_per_execution", self.steps_per_execution, minimum=1)
         _check_int("hard_negatives", self.hard_negatives, minimum=0)
         _check_int("seed", self.seed, minimum=0)
         _check_float("learning_rate", self.learning_rate, minimum=0.0, inclusive=False)
@@ -208,13 +205,3 @@ def make_trainer_config(overrides: Mapping[str, Any] | None = None) -> TrainerCo
     config.validate()
     return config
 
-
-LOOP_VOCABULARY_LIMIT = 200_000
-
-
-def steps_for_vocabulary(largest_vocabulary: int, requested: int | None) -> int:
-    """``requested`` steps per execution, or for None: 32 when the largest id vocabulary has at most
-    ``LOOP_VOCABULARY_LIMIT`` rows, else 1 (see ``TrainerConfig.steps_per_execution``)."""
-    if requested is not None:
-        return requested
-    return 32 if largest_vocabulary <= LOOP_VOCABULARY_LIMIT else 1

@@ -50,7 +50,7 @@ from tower_zoo.tasks.retrieval import RetrievalTask
 from tower_zoo.training.callbacks import (CheckpointEachEpoch, DataEpoch, EpochRecorder, FiniteLossGuard,
                                           StepLossGuard, ValidationMetric)
 from tower_zoo.training.checkpoints import CheckpointStore
-from tower_zoo.training.config import TrainerConfig, make_trainer_config, steps_for_vocabulary
+from tower_zoo.training.config import TrainerConfig, make_trainer_config
 from tower_zoo.training.optimizers import make_optimizer
 from tower_zoo.training.samplers import keep_probability, popularity_ipw_weights, unigram_probabilities
 
@@ -256,10 +256,8 @@ class Trainer:
 
     @property
     def steps_per_execution(self) -> int:
-        """Steps per call into the compiled function (``TrainerConfig.steps_per_execution``; None: chosen by
-        the largest id vocabulary of the model's features)."""
-        largest = max((getattr(f, "vocab_size", 0) for f in self.model.feature_spec.features), default=0)
-        return steps_for_vocabulary(largest, self.config.steps_per_execution)
+        """Steps per call into the compiled function (``TrainerConfig.steps_per_execution``)."""
+        return self.config.steps_per_execution
 
     def _dataset(self, source: ExampleSource, keep: np.ndarray | None):
         config = self.config
