@@ -3,7 +3,7 @@
     python -m benchmarks.harness [--seeds 3] [--epochs 4] [--vocab_sizes 10000,100000,1000000,5000000]
 
 1. Same model, same batch (512), same data (MovieLens-100K leave-last-out), same epochs: our ``Trainer``
-   (LazyAdam, ``steps_per_execution``) against the very same model class trained by ``tfrs.tasks.Retrieval``
+   (RowwiseAdam, ``steps_per_execution`` 32) against the very same model class trained by ``tfrs.tasks.Retrieval``
    through Keras ``fit`` with logQ and accidental-hit removal (``benchmarks/peer_tfrs.py``), with Adam and
    with the TFRS tutorial's Adagrad, for ``mf`` and ``dssm``: training examples/s after the first epoch and
    exact Recall@50; per seed, then mean ± 95% interval; the ratio ours / peer per seed.
