@@ -21,6 +21,11 @@ fresh process so that its peak RSS (VmHWM) is its own:
   each, ScaNN's one-off build seconds (partitioning and quantizer training) on their own, and peak RSS. The
   speed-up is given for the search alone and with the build included.
 
+* scann_sweep (not run by default): on the trained model, --sweep_users test users searched exactly once, then
+  with each ScaNN setting of --sweep (leaves/searched/re-ordered, ';'-separated): build and search seconds,
+  speed-up over exact and ANN recall@100, the sweep that chose the evaluation's knobs
+  (``python -m benchmarks.scale --sizes 10000000 --steps scann_sweep``).
+
 Steps not run in an invocation (--steps) keep their earlier results in scale.json for the same size, so one
 step can be rerun without the others.
 
@@ -38,6 +43,8 @@ import time
 
 from absl import app, flags
 
+from tower_zoo.fileio import write_json_atomic
+
 flags.DEFINE_list("sizes", ["1000000", "10000000", "30000000"], "Interaction counts to run.")
 flags.DEFINE_integer("users", 1_000_000, "Users in the user table.")
 flags.DEFINE_integer("items", 1_000_000, "Items in the item table.")
@@ -50,6 +57,9 @@ flags.DEFINE_string("out", "benchmarks/results", "Output directory for scale.md 
 flags.DEFINE_integer("scann_leaves", 2000, "ScaNN partitions.")
 flags.DEFINE_integer("scann_leaves_to_search", 100, "ScaNN partitions probed per query.")
 flags.DEFINE_integer("scann_reorder", 1000, "ScaNN candidates re-scored exactly.")
+flags.DEFINE_integer("sweep_users", 5000, "scann_sweep: test users searched per setting.")
+flags.DEFINE_string("sweep", "1000/100/400;1000/50/400;1000/100/1000;1000/150/1000;2000/100/1000;2000/200/1000;"
+                    "1000/200/2000", "scann_sweep: leaves/searched/re-ordered settings, ';'-separated.")
 
 FLAGS = flags.FLAGS
 
@@ -159,6 +169,47 @@ print(json.dumps({"seconds": time.perf_counter() - started, "users": report.num_
                   "peak_rss_gb": peak_rss_bytes() / 2**30}))
 """
 
+_SCANN_SWEEP = """
+import json, sys, time
+import numpy as np
+import tower_zoo
+from tower_zoo.data.prepared import PreparedDataset
+from tower_zoo.evaluation import ExactIndex, ScannConfig, ScannIndex
+from tower_zoo.evaluation.retrieval import embed
+from tower_zoo.training.checkpoints import restore_latest_weights
+prepared = PreparedDataset.open(sys.argv[1])
+model = tower_zoo.create_model("dssm", prepared.feature_spec)
+model.build_weights()
+restore_latest_weights(model, sys.argv[2])
+users = int(sys.argv[3])
+items, ids = prepared.item_corpus()
+item_vectors = embed(model.item_embedding, items, 8192)
+queries, exclude = [], []
+for features, targets, seen in prepared.query_chunks("test", chunk_size=4096):
+    queries.append(embed(model.user_embedding, features, 4096))
+    exclude.extend(seen)
+    if sum(len(q) for q in queries) >= users:
+        break
+queries, exclude = np.concatenate(queries)[:users], exclude[:users]
+started = time.perf_counter()
+exact, _ = ExactIndex(item_vectors, ids).search(queries, 100, exclude)
+exact_seconds = time.perf_counter() - started
+settings = []
+for setting in sys.argv[4].split(";"):
+    leaves, searched, reorder = map(int, setting.split("/"))
+    index = ScannIndex(item_vectors, ids, ScannConfig(num_leaves=leaves, num_leaves_to_search=searched,
+                                                      reorder_k=reorder))
+    index.build(100)
+    started = time.perf_counter()
+    found, _ = index.search(queries, 100, exclude)
+    seconds = time.perf_counter() - started
+    recall = float(np.mean([len(np.intersect1d(a[a >= 0], b[b >= 0])) / 100 for a, b in zip(found, exact)]))
+    settings.append({"num_leaves": leaves, "num_leaves_to_search": searched, "reorder_k": reorder,
+                     "build_seconds": index.build_seconds, "search_seconds": seconds,
+                     "speedup": exact_seconds / seconds, "ann_recall@100": recall})
+print(json.dumps({"users": len(queries), "exact_seconds": exact_seconds, "settings": settings}))
+"""
+
 
 def _python(code: str, *args: str) -> dict:
     """Runs ``code`` in a fresh interpreter; its last stdout line parsed as JSON (or {})."""
@@ -183,14 +234,15 @@ def run_size(size: int, earlier: dict) -> dict:
     checkpoints = os.path.join(FLAGS.work, f"dssm-{size}")
     row = {"interactions": size, "users": FLAGS.users, "items": FLAGS.items}
     if (earlier.get("users"), earlier.get("items")) == (FLAGS.users, FLAGS.items):
-        stale = set(FLAGS.steps) | ({"evaluate"} if "train" in FLAGS.steps else set())
+        stale = set(FLAGS.steps) | ({"evaluate", "scann_sweep"} if "train" in FLAGS.steps else set())
         row.update({step: result for step, result in earlier.items() if step in _STEPS and step not in stale})
     steps = {"prepare": (_PREPARE, schema, prepared, FLAGS.memory_budget_mb),
              "reader": (_READ, prepared, FLAGS.reader_rows),
              "train": (_TRAIN, prepared, checkpoints),
              "peer": (_PEER, prepared),
              "evaluate": (_EVALUATE, prepared, checkpoints, FLAGS.eval_users, FLAGS.scann_leaves,
-                          FLAGS.scann_leaves_to_search, FLAGS.scann_reorder)}
+                          FLAGS.scann_leaves_to_search, FLAGS.scann_reorder),
+             "scann_sweep": (_SCANN_SWEEP, prepared, checkpoints, FLAGS.sweep_users, FLAGS.sweep)}
     if "train" in FLAGS.steps and os.path.isdir(checkpoints):
         shutil.rmtree(checkpoints)
     for step in FLAGS.steps:
@@ -200,7 +252,7 @@ def run_size(size: int, earlier: dict) -> dict:
     return row
 
 
-_STEPS = ("prepare", "reader", "train", "peer", "evaluate")
+_STEPS = ("prepare", "reader", "train", "peer", "evaluate", "scann_sweep")
 
 
 def _cell(row: dict, step: str, key: str, spec: str) -> str:
@@ -237,6 +289,16 @@ def markdown(rows: list[dict]) -> str:
             _cell(row, "evaluate", "scann_seconds", ".1f"), _cell(row, "evaluate", "scann_build_seconds", ".1f"),
             *speedups, _cell(row, "evaluate", "ann_recall@100", ".3f"),
             _cell(row, "evaluate", "peak_rss_gb", ".2f")]) + " |")
+    for row in rows:
+        if "scann_sweep" in row:
+            sweep = row["scann_sweep"]
+            lines += ["", f"ScaNN settings on the {row['interactions']:,}-interaction model, {sweep['users']:,} test users "
+                      f"(exact search {sweep['exact_seconds']:.1f} s):", "",
+                      "| leaves | searched | re-ordered | build s | search s | speed-up | ANN recall@100 |",
+                      "|---:|---:|---:|---:|---:|---:|---:|"]
+            lines += [f"| {s['num_leaves']:,} | {s['num_leaves_to_search']} | {s['reorder_k']:,} | "
+                      f"{s['build_seconds']:.1f} | {s['search_seconds']:.2f} | {s['speedup']:.1f}× | "
+                      f"{s['ann_recall@100']:.4f} |" for s in sweep["settings"]]
     return "\n".join(lines) + "\n"
 
 
@@ -273,9 +335,10 @@ def main(argv):
     if os.path.isfile(results):
         with open(results) as handle:
             earlier = {row["interactions"]: row for row in json.load(handle)}
-    rows = [run_size(int(size), earlier.get(int(size), {})) for size in FLAGS.sizes]
-    with open(os.path.join(FLAGS.out, "scale.json"), "w") as handle:
-        json.dump(rows, handle, indent=2)
+    for size in FLAGS.sizes:
+        earlier[int(size)] = run_size(int(size), earlier.get(int(size), {}))
+    rows = [earlier[size] for size in sorted(earlier)]  # sizes not run this time keep their earlier rows
+    write_json_atomic(results, rows)
     table = markdown(rows)
     with open(os.path.join(FLAGS.out, "scale.md"), "w") as handle:
         handle.write(table)
