@@ -60,7 +60,12 @@ class LazyAdam(tf.keras.optimizers.Adam):
         # Keras' apply_gradients has already summed duplicate indices (_deduplicate_sparse_grad).
         rows, values = gradient.indices, tf.cast(gradient.values, dtype)
         m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * values
-        v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * self._second_moment_term(tf.square(values), variable)
+        term = self._second_moment_term(tf.square(values), variable)
+        if term.shape[1:] != v.shape[1:]:
+            # A scatter of rows of the wrong width is not always caught by the kernel: refuse it here.
+            raise ValueError(f"{type(self).__name__}: second-moment slot {v.shape} of {variable.name} does not "
+                             f"match the update's rows {term.shape}")
+        v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * term
         m.scatter_update(tf.IndexedSlices(m_rows, rows))
         v.scatter_update(tf.IndexedSlices(v_rows, rows))
         variable.scatter_sub(tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
@@ -91,20 +96,26 @@ class RowwiseAdam(LazyAdam):
         super(tf.keras.optimizers.Adam, self).build(var_list)
         self._built = True
         self._momentums, self._velocities = [], []
+        # Decided once, by key: under a tf.distribute strategy update_step receives each replica's component
+        # (named ".../embeddings/replica_1"), whose key is its container's.
+        self._row_wise_keys = {self._var_key(variable) for variable in var_list if is_embedding_table(variable)}
         for variable in var_list:
             self._momentums.append(self.add_variable_from_reference(model_variable=variable, variable_name="m"))
-            table = is_embedding_table(variable)
+            table = self._var_key(variable) in self._row_wise_keys
             self._velocities.append(self.add_variable_from_reference(
                 model_variable=variable, variable_name="v_row" if table else "v",
                 shape=(variable.shape[0], 1) if table else None))
 
+    def _is_row_wise(self, variable) -> bool:
+        return self._var_key(variable) in self._row_wise_keys
+
     def _second_moment_term(self, squared_gradient, variable):
-        if is_embedding_table(variable):
+        if self._is_row_wise(variable):
             return tf.reduce_mean(squared_gradient, axis=1, keepdims=True)  # [rows, 1]
         return squared_gradient
 
     def update_step(self, gradient, variable):
-        if is_embedding_table(variable) and not isinstance(gradient, tf.IndexedSlices):
+        if self._is_row_wise(variable) and not isinstance(gradient, tf.IndexedSlices):
             rows = tf.range(tf.shape(gradient, out_type=tf.int64)[0])
             return self._sparse_update(tf.IndexedSlices(gradient, rows), variable)
         return super().update_step(gradient, variable)
