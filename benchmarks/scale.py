@@ -130,16 +130,20 @@ print(json.dumps({"seconds": timer.seconds[0], "examples_per_second": rows / tim
                   "peak_rss_gb": peak_rss_bytes() / 2**30}))
 """
 
-_EVALUATE = """
-import itertools, json, sys, time, tower_zoo
+# The trained DSSM of a prepared directory (argv 1) and its checkpoints (argv 2), for the evaluation steps.
+_LOAD_TRAINED = """
+import json, sys, time, tower_zoo
 from tower_zoo.data.prepared import PreparedDataset
-from tower_zoo.data.prepare import peak_rss_bytes
-from tower_zoo.evaluation import RetrievalEvaluator, ScannConfig
 from tower_zoo.training.checkpoints import restore_latest_weights
 prepared = PreparedDataset.open(sys.argv[1])
 model = tower_zoo.create_model("dssm", prepared.feature_spec)
 model.build_weights()
 restore_latest_weights(model, sys.argv[2])
+"""
+
+_EVALUATE = _LOAD_TRAINED + """
+from tower_zoo.data.prepare import peak_rss_bytes
+from tower_zoo.evaluation import RetrievalEvaluator, ScannConfig
 users = int(sys.argv[3])
 leaves, leaves_to_search, reorder = map(int, sys.argv[4:7])
 
@@ -169,18 +173,10 @@ print(json.dumps({"seconds": time.perf_counter() - started, "users": report.num_
                   "peak_rss_gb": peak_rss_bytes() / 2**30}))
 """
 
-_SCANN_SWEEP = """
-import json, sys, time
+_SCANN_SWEEP = _LOAD_TRAINED + """
 import numpy as np
-import tower_zoo
-from tower_zoo.data.prepared import PreparedDataset
 from tower_zoo.evaluation import ExactIndex, ScannConfig, ScannIndex
 from tower_zoo.evaluation.retrieval import embed
-from tower_zoo.training.checkpoints import restore_latest_weights
-prepared = PreparedDataset.open(sys.argv[1])
-model = tower_zoo.create_model("dssm", prepared.feature_spec)
-model.build_weights()
-restore_latest_weights(model, sys.argv[2])
 users = int(sys.argv[3])
 items, ids = prepared.item_corpus()
 item_vectors = embed(model.item_embedding, items, 8192)
