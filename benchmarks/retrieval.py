@@ -2,7 +2,7 @@
 
     python -m benchmarks.retrieval [--seeds 42,43,44] [--epochs 8] [--models dssm,dat] [--out benchmarks/results]
 
-Each model trains once per seed with the default Trainer (in-batch softmax + logQ, batch 512, Adam 1e-3) and is
+Each model trains once per seed with the default Trainer (in-batch softmax + logQ, batch 512, row-wise Adam 1e-3) and is
 evaluated leave-last-out over the full corpus, exact and ScaNN. DAT also runs its ablations (AMM off, CAL off,
 both off). The seed fixes initialization, batch order and sampling; the split is the same for every seed
 (leave-last-out is deterministic), so the interval measures training noise. Every cell is mean ± 95%
