@@ -275,10 +275,12 @@ def markdown(rows: list[dict]) -> str:
         speedups = ["–", "–"]
         if "evaluate" in row:
             evaluate = row["evaluate"]
+            with_build = evaluate["scann_seconds"] + evaluate["scann_build_seconds"]
             speedups = [f"{evaluate['exact_seconds'] / evaluate['scann_seconds']:.1f}×",
-                        f"{evaluate['exact_seconds'] / (evaluate['scann_seconds'] + evaluate['scann_build_seconds']):.1f}×"]
+                        f"{evaluate['exact_seconds'] / with_build:.1f}×"]
         lines.append(" | ".join([
-            f"| {row['interactions']:,}", _cell(row, "prepare", "seconds", ".0f"), _cell(row, "prepare", "peak_rss_gb", ".2f"),
+            f"| {row['interactions']:,}", _cell(row, "prepare", "seconds", ".0f"),
+            _cell(row, "prepare", "peak_rss_gb", ".2f"),
             _cell(row, "reader", "rows_per_second", ",.0f"), _cell(row, "train", "examples_per_second", ",.0f"),
             _cell(row, "train", "peak_rss_gb", ".2f"), _cell(row, "peer", "examples_per_second", ",.0f"), ratio,
             _cell(row, "evaluate", "users", ",d"), _cell(row, "evaluate", "exact_seconds", ".0f"),
@@ -288,8 +290,8 @@ def markdown(rows: list[dict]) -> str:
     for row in rows:
         if "scann_sweep" in row:
             sweep = row["scann_sweep"]
-            lines += ["", f"ScaNN settings on the {row['interactions']:,}-interaction model, {sweep['users']:,} test users "
-                      f"(exact search {sweep['exact_seconds']:.1f} s):", "",
+            lines += ["", f"ScaNN settings on the {row['interactions']:,}-interaction model, {sweep['users']:,} "
+                      f"test users (exact search {sweep['exact_seconds']:.1f} s):", "",
                       "| leaves | searched | re-ordered | build s | search s | speed-up | ANN recall@100 |",
                       "|---:|---:|---:|---:|---:|---:|---:|"]
             lines += [f"| {s['num_leaves']:,} | {s['num_leaves_to_search']} | {s['reorder_k']:,} | "
