@@ -24,8 +24,11 @@ import os
 import subprocess
 import sys
 import time
+from statistics import fmean
 
 from absl import app, flags
+
+from tower_zoo.fileio import write_json_atomic
 
 flags.DEFINE_integer("seeds", 3, "Seeds for part 1.")
 flags.DEFINE_integer("epochs", 4, "Epochs for part 1 (the first is warm-up for the speed figure).")
@@ -143,10 +146,6 @@ def part_two() -> dict:
     return results
 
 
-def _mean(values) -> float:
-    return sum(values) / len(values)
-
-
 def report(one: dict, two: dict) -> list[str]:
     from benchmarks.stats import mean_interval, ratio_interval
 
@@ -160,7 +159,7 @@ def report(one: dict, two: dict) -> list[str]:
             speed, recall = mean_interval(values["examples_per_second"]), mean_interval(values["recall@50"])
             ratio = "–" if harness == "ours" else ratio_interval(ours, values["examples_per_second"]).format(".2f", "×")
             lines.append(f"| {name} | {harness} | {speed.format(',.0f')} | {recall.format('.4f')} | {ratio} |")
-    sizes = list(two["ours"])
+    sizes = sorted(two["ours"], key=int)  # smallest first: the base (JSON keys come back sorted as text)
     base = two["ours"][sizes[0]]["examples_per_second"]
     lines += ["", "### Throughput against the id-vocabulary size (DSSM, same 99k interactions, fresh process each; "
                   f"mean ± 95% interval over {FLAGS.vocab_repeats} runs)",
@@ -171,7 +170,7 @@ def report(one: dict, two: dict) -> list[str]:
             r = two[harness][rows]
             speed = mean_interval(r["examples_per_second"])
             versus = ratio_interval(r["examples_per_second"], base).format(".2f", "×")
-            memory = _mean(r["memory_mb"])
+            memory = fmean(r["memory_mb"])
             lines.append(f"| {int(rows):,} | {harness} | {speed.format(',.0f')} | {versus} | {memory:,.0f} | "
                          f"{r['table_mb']:,.0f} | {memory / r['table_mb']:.2f} |")
     if len(sizes) >= 2:
@@ -185,7 +184,7 @@ def report(one: dict, two: dict) -> list[str]:
 def marginal_memory_ratio(by_rows: dict, smaller, larger) -> float:
     """(memory at ``larger`` − memory at ``smaller``) / (tables at ``larger`` − tables at ``smaller``)."""
     small, large = by_rows[smaller], by_rows[larger]
-    return (_mean(large["memory_mb"]) - _mean(small["memory_mb"])) / (large["table_mb"] - small["table_mb"])
+    return (fmean(large["memory_mb"]) - fmean(small["memory_mb"])) / (large["table_mb"] - small["table_mb"])
 
 
 def plot(two: dict, path: str) -> None:
@@ -196,8 +195,9 @@ def plot(two: dict, path: str) -> None:
 
     figure, axis = plt.subplots(figsize=(6, 4))
     for harness, rows in two.items():
-        sizes = [int(r) for r in rows]
-        axis.plot(sizes, [_mean(rows[r]["examples_per_second"]) for r in rows], marker="o", label=harness)
+        sizes = sorted(rows, key=int)
+        axis.plot([int(r) for r in sizes], [fmean(rows[r]["examples_per_second"]) for r in sizes], marker="o",
+                  label=harness)
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("rows of the user, item and history tables")
@@ -227,9 +227,10 @@ def main(argv):
     os.makedirs(FLAGS.out, exist_ok=True)
     with open(os.path.join(FLAGS.out, "harness.md"), "w") as handle:
         handle.write("\n".join(lines) + "\n")
-    with open(os.path.join(FLAGS.out, "harness.json"), "w") as handle:
-        json.dump({"same_model": one, "vocabulary": two, "epochs": FLAGS.epochs, "seeds": FLAGS.seeds,
-                   "vocab_repeats": FLAGS.vocab_repeats}, handle, indent=2)
+    # Atomic: with --parts the previous harness.json is also this run's input.
+    write_json_atomic(os.path.join(FLAGS.out, "harness.json"),
+                      {"same_model": one, "vocabulary": two, "epochs": FLAGS.epochs, "seeds": FLAGS.seeds,
+                       "vocab_repeats": FLAGS.vocab_repeats})
     plot(two, os.path.join(FLAGS.out, "harness.png"))
     print("\n".join(lines))
 

@@ -125,7 +125,7 @@ def _mvke_serving(model, split) -> dict:
     """Recall of each search against the exact K·D top 50, and queries/s."""
     from tower_zoo.evaluation import ExactIndex, RetrievalEvaluator
     from tower_zoo.evaluation.expert_search import per_expert_top_k
-    from tower_zoo.evaluation.retrieval import embed
+    from tower_zoo.evaluation.retrieval import ann_overlap, embed
 
     queries, targets, exclude = split.queries("test")
     items, ids = split.candidates()
@@ -138,7 +138,7 @@ def _mvke_serving(model, split) -> dict:
     started = time.perf_counter()
     merged = per_expert_top_k(users.reshape(-1, k, d), item_vectors.reshape(-1, k, d), ids, 50, 50, exclude)
     merged_qps = len(users) / (time.perf_counter() - started)
-    overlap = np.mean([len(np.intersect1d(a[a >= 0], b[b >= 0])) / 50 for a, b in zip(merged, exact)])
+    overlap = float(ann_overlap(merged, exact, 50).mean())
     return {"exact_qps": exact_qps, "scann_ann_recall@50": scann.ann_recall.get("ann_recall@50", float("nan")),
             "scann_qps": scann.timings.get("scann_qps", float("nan")), "per_expert_ann_recall@50": overlap,
             "per_expert_qps": merged_qps}

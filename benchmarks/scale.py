@@ -130,7 +130,8 @@ print(json.dumps({"seconds": timer.seconds[0], "examples_per_second": rows / tim
                   "peak_rss_gb": peak_rss_bytes() / 2**30}))
 """
 
-# The trained DSSM of a prepared directory (argv 1) and its checkpoints (argv 2), for the evaluation steps.
+# The trained DSSM of a prepared directory (argv 1) and its checkpoints (argv 2), and the test users' query
+# chunks cut at a limit, for the evaluation steps.
 _LOAD_TRAINED = """
 import json, sys, time, tower_zoo
 from tower_zoo.data.prepared import PreparedDataset
@@ -139,13 +140,6 @@ prepared = PreparedDataset.open(sys.argv[1])
 model = tower_zoo.create_model("dssm", prepared.feature_spec)
 model.build_weights()
 restore_latest_weights(model, sys.argv[2])
-"""
-
-_EVALUATE = _LOAD_TRAINED + """
-from tower_zoo.data.prepare import peak_rss_bytes
-from tower_zoo.evaluation import RetrievalEvaluator, ScannConfig
-users = int(sys.argv[3])
-leaves, leaves_to_search, reorder = map(int, sys.argv[4:7])
 
 def first_users(chunks, limit):
     seen = 0
@@ -155,7 +149,13 @@ def first_users(chunks, limit):
         seen += take
         if seen >= limit:
             return
+"""
 
+_EVALUATE = _LOAD_TRAINED + """
+from tower_zoo.data.prepare import peak_rss_bytes
+from tower_zoo.evaluation import RetrievalEvaluator, ScannConfig
+users = int(sys.argv[3])
+leaves, leaves_to_search, reorder = map(int, sys.argv[4:7])
 items, ids = prepared.item_corpus()
 config = ScannConfig(num_leaves=leaves, num_leaves_to_search=leaves_to_search, reorder_k=reorder)
 started = time.perf_counter()
@@ -176,17 +176,15 @@ print(json.dumps({"seconds": time.perf_counter() - started, "users": report.num_
 _SCANN_SWEEP = _LOAD_TRAINED + """
 import numpy as np
 from tower_zoo.evaluation import ExactIndex, ScannConfig, ScannIndex
-from tower_zoo.evaluation.retrieval import embed
+from tower_zoo.evaluation.retrieval import ann_overlap, embed
 users = int(sys.argv[3])
 items, ids = prepared.item_corpus()
 item_vectors = embed(model.item_embedding, items, 8192)
 queries, exclude = [], []
-for features, targets, seen in prepared.query_chunks("test", chunk_size=4096):
+for features, _, seen in first_users(prepared.query_chunks("test", chunk_size=4096), users):
     queries.append(embed(model.user_embedding, features, 4096))
     exclude.extend(seen)
-    if sum(len(q) for q in queries) >= users:
-        break
-queries, exclude = np.concatenate(queries)[:users], exclude[:users]
+queries = np.concatenate(queries)
 started = time.perf_counter()
 exact, _ = ExactIndex(item_vectors, ids).search(queries, 100, exclude)
 exact_seconds = time.perf_counter() - started
@@ -199,7 +197,7 @@ for setting in sys.argv[4].split(";"):
     started = time.perf_counter()
     found, _ = index.search(queries, 100, exclude)
     seconds = time.perf_counter() - started
-    recall = float(np.mean([len(np.intersect1d(a[a >= 0], b[b >= 0])) / 100 for a, b in zip(found, exact)]))
+    recall = float(ann_overlap(found, exact, 100).mean())
     settings.append({"num_leaves": leaves, "num_leaves_to_search": searched, "reorder_k": reorder,
                      "build_seconds": index.build_seconds, "search_seconds": seconds,
                      "speedup": exact_seconds / seconds, "ann_recall@100": recall})

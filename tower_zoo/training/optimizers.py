@@ -101,7 +101,7 @@ class RowwiseAdam(LazyAdam):
         self._row_wise_keys = {self._var_key(variable) for variable in var_list if is_embedding_table(variable)}
         for variable in var_list:
             self._momentums.append(self.add_variable_from_reference(model_variable=variable, variable_name="m"))
-            table = self._var_key(variable) in self._row_wise_keys
+            table = self._is_row_wise(variable)
             self._velocities.append(self.add_variable_from_reference(
                 model_variable=variable, variable_name="v_row" if table else "v",
                 shape=(variable.shape[0], 1) if table else None))
@@ -119,6 +119,7 @@ class RowwiseAdam(LazyAdam):
             rows = tf.range(tf.shape(gradient, out_type=tf.int64)[0])
             return self._sparse_update(tf.IndexedSlices(gradient, rows), variable)
         return super().update_step(gradient, variable)
+
 
 def make_optimizer(name: str, learning_rate: float) -> tf.keras.optimizers.Optimizer:
     """The optimizer ``name`` (one of ``OPTIMIZERS``) with ``learning_rate``."""
