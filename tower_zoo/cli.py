@@ -134,9 +134,14 @@ def report_error(prefix: str, err: BaseException) -> int:
 def parse_flags(argv: Sequence[str]) -> list[str]:
     """absl's ``flags_parser``: a flag that cannot be parsed or fails its check is one line, exit status 2."""
     try:
-        return FLAGS(list(argv))
+        positional = FLAGS(list(argv))
     except flags.Error as err:
         raise SystemExit(report_error("tower-zoo", err)) from None
+    if FLAGS["verbosity"].using_default_value:
+        # absl.app.run raises an unset --verbosity to INFO, which would put INFO lines (a restored checkpoint,
+        # TensorFlow's savers) on stderr beside an error: WARNING unless --verbosity asks for more.
+        logging.set_verbosity(logging.WARNING)
+    return positional
 
 
 def parse_overrides(model_name: str, assignments: Sequence[str]) -> dict[str, Any]:
@@ -262,8 +267,10 @@ def cmd_train() -> None:
 
 def _train_on_prepared_data(ks, options) -> None:
     """``train --data``: a schema, built-in dataset or prepared directory, trained and evaluated streaming."""
+    from tower_zoo.data.builtin import check_data_dir
     from tower_zoo.prepared_runs import evaluate_prepared_run, train_prepared_run
 
+    check_data_dir(FLAGS.data, FLAGS.data_dir)
     extras = _training_extras()
     unsupported = [f"--{name}" for name, value in extras.items() if value and name != "hard_rank_range"]
     if unsupported or not FLAGS["dataset"].using_default_value:
@@ -288,13 +295,14 @@ def cmd_evaluate() -> None:
     from tower_zoo.prepared_runs import DATASET_NAME, evaluate_prepared_run, load_prepared_run
     from tower_zoo.run_record import read_run, run_lock
 
+    ks = _ks()  # a bad --ks is an error before the checkpoint is restored
     if read_run(FLAGS.run)["dataset"] == DATASET_NAME:
         with run_lock(FLAGS.run):
             model, prepared, record, warning = load_prepared_run(FLAGS.run, allow_data_change=FLAGS.allow_data_change)
-            _print_evaluation(evaluate_prepared_run(FLAGS.run, record["model"], model, prepared, _ks(), FLAGS.scann,
+            _print_evaluation(evaluate_prepared_run(FLAGS.run, record["model"], model, prepared, ks, FLAGS.scann,
                                                     warning))
         return
-    _print_evaluation(evaluate_run(FLAGS.run, ks=_ks(), use_scann=FLAGS.scann,
+    _print_evaluation(evaluate_run(FLAGS.run, ks=ks, use_scann=FLAGS.scann,
                                    allow_data_change=FLAGS.allow_data_change))
 
 
@@ -305,6 +313,11 @@ def cmd_benchmark() -> None:
 
     if not FLAGS.out:
         raise UsageError("benchmark needs --out DIR")
+    if not FLAGS.models:
+        raise UsageError("--models is empty: benchmark needs at least one retrieval model, e.g. --models=mf,dssm")
+    repeated = sorted({name for name in FLAGS.models if FLAGS.models.count(name) > 1})
+    if repeated:
+        raise UsageError(f"--models {','.join(FLAGS.models)} names {', '.join(repeated)} more than once")
     for name in FLAGS.models:
         if registry.model_kind(name) != "retrieval":  # also fails fast on a typo, before any training
             raise UsageError(f"--models {name}: benchmark compares retrieval models, and {name!r} is "
@@ -415,9 +428,8 @@ def main(argv: Sequence[str]) -> int:
         return 2
     import tensorflow as tf
 
-    if FLAGS["verbosity"].using_default_value:  # after absl's flag parsing, which resets logging levels
-        tf.get_logger().setLevel("WARNING")
-        logging.set_verbosity(logging.WARNING)  # TensorFlow's savers log each checkpoint at INFO
+    if logging.get_verbosity() <= logging.WARNING:  # see parse_flags
+        tf.get_logger().setLevel("WARNING")  # TensorFlow's savers log each checkpoint at INFO
     # File-system failures inside TensorFlow (a full disk while saving a checkpoint, a read-only directory).
     io_errors = (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.DataLossError,
                  tf.errors.UnavailableError)

@@ -46,12 +46,17 @@ def apply_umask(path: str, directory: bool = False) -> None:
 
 def write_json_atomic(path: str, payload: Mapping[str, Any]) -> None:
     """Writes JSON to a temp file in the same directory, then renames it over ``path``."""
+    write_bytes_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Writes ``data`` to a temp file in the same directory, then renames it over ``path`` (exactly that name)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         apply_umask(tmp)

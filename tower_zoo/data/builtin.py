@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from tower_zoo.data.catalog import DATASETS, load_dataset
 from tower_zoo.data.dataset import InteractionData
-from tower_zoo.data.manifest import staged_directory
+from tower_zoo.data.manifest import MANIFEST_FILE, staged_directory
 from tower_zoo.data.schema import DatasetSchema, load_schema
 
 SCHEMA_DIR = pathlib.Path(__file__).parent / "schemas"
@@ -73,11 +73,42 @@ def builtin_schema(name: str, data_dir: str | None = None, cache_dir: str | None
                        check_files=check_files)
 
 
-def resolve_schema(name_or_path: str, data_dir: str | None = None, cache_dir: str | None = None) -> DatasetSchema:
-    """A built-in dataset by name, or a schema file (YAML or JSON) by path."""
+def data_kind(name_or_path: str) -> str:
+    """What ``--data name_or_path`` names: "built-in dataset", "prepared directory", "directory" (neither),
+    "schema file" or "missing"."""
     if name_or_path in DATASETS:
+        return "built-in dataset"
+    if os.path.isdir(name_or_path):
+        return "prepared directory" if os.path.isfile(os.path.join(name_or_path, MANIFEST_FILE)) else "directory"
+    return "schema file" if os.path.exists(name_or_path) else "missing"
+
+
+def check_data_dir(name_or_path: str, data_dir: str | None) -> None:
+    """``data_dir`` is read for built-in datasets only: ValueError when it is given with a schema file or a
+    prepared directory, which name their own files (rather than silently ignoring it)."""
+    kind = data_kind(name_or_path)
+    if data_dir and kind in ("schema file", "prepared directory"):
+        raise ValueError(f"--data_dir {data_dir!r} is read only with a built-in --data name "
+                         f"({', '.join(builtin_schema_names())}); --data {name_or_path!r} is a {kind}, which names "
+                         "its own files: drop --data_dir")
+
+
+def resolve_schema(name_or_path: str, data_dir: str | None = None, cache_dir: str | None = None) -> DatasetSchema:
+    """A built-in dataset by name, or a schema file (YAML or JSON) by path. ValueError for a directory (a
+    prepared one included: it holds encoded shards, not a schema) and for ``data_dir`` with a schema file."""
+    kind = data_kind(name_or_path)
+    if kind == "built-in dataset":
         return builtin_schema(name_or_path, data_dir, cache_dir)
-    if not os.path.exists(name_or_path):
-        raise FileNotFoundError(f"--data {name_or_path!r} is neither a schema file nor a built-in dataset "
-                                f"({', '.join(builtin_schema_names())})")
+    names = ", ".join(builtin_schema_names())
+    accepted = f"--data takes a schema file (YAML or JSON) or a built-in dataset ({names})"
+    if kind == "missing":
+        raise FileNotFoundError(f"--data {name_or_path!r} is neither a schema file nor a built-in dataset ({names})")
+    if kind == "directory":
+        raise ValueError(f"--data {name_or_path!r} is a directory, but neither a prepared dataset (it has no "
+                         f"{MANIFEST_FILE}) nor a schema file; {accepted}, or for train and describe a prepared "
+                         "directory")
+    if kind == "prepared directory":
+        raise ValueError(f"--data {name_or_path!r} is a prepared directory, which holds encoded shards rather "
+                         f"than a schema; {accepted}")
+    check_data_dir(name_or_path, data_dir)
     return load_schema(name_or_path)

@@ -91,6 +91,18 @@ def validate_frames(name: str, ratings: pd.DataFrame, users: pd.DataFrame, items
                 f"{ratings[column][unknown].iloc[0]}")
 
 
+def _check_finite(name: str, side: str, column: str, values: pd.Series) -> None:
+    """ValueError naming the column, the value and its row when a numeric feature column holds inf."""
+    try:
+        numbers = values.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        return  # not numbers: NumericFeature / encode name the bad value
+    bad = np.flatnonzero(~np.isfinite(numbers))
+    if len(bad):
+        raise ValueError(f"{name}: {side} feature column {column!r} has a non-finite value {numbers[bad[0]]} at row "
+                         f"{values.index[bad[0]]}")
+
+
 def build_interaction_data(name: str, ratings: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame,
                            source: str = "", *, numeric_boundaries: dict[str, Sequence[float]] | None = None,
                            sequence_columns: Sequence[str] = (), history_length: int = 50,
@@ -123,8 +135,10 @@ def build_interaction_data(name: str, ratings: pd.DataFrame, users: pd.DataFrame
             if column in sequence_columns:
                 features.append(infer_sequence(column, side, values, max(len(v) for v in values) or 1))
             elif column in numeric_boundaries:
+                _check_finite(name, side, column, values)
                 features.append(NumericFeature(column, side, boundaries=tuple(numeric_boundaries[column])))
             elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                _check_finite(name, side, column, values)
                 std = float(values.std()) or 1.0
                 features.append(NumericFeature(column, side, float(values.mean()), std))
             else:  # categorical: values are compared as strings, so store them as strings

@@ -9,6 +9,7 @@ For a prepared directory, its recorded stats are shown instead.
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any
 
@@ -18,6 +19,7 @@ from tower_zoo.data.interaction_rows import scan
 from tower_zoo.data.manifest import MANIFEST_FILE
 from tower_zoo.data.encoders import build_encoders
 from tower_zoo.data.schema import DatasetSchema
+from tower_zoo.fileio import write_bytes_atomic
 
 
 def _in_vocabulary(counts, encoder) -> int:
@@ -77,12 +79,26 @@ def format_description(description: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def check_plot_path(path: str) -> None:
+    """ValueError naming ``--plot path`` unless it is a .png file in an existing directory (checked before the
+    scan, so a bad path costs no pass over the data)."""
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"--plot {path!r}: the plot is a PNG image; give a file name ending in .png")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"--plot {path!r}: directory {directory!r} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"--plot {path!r} is a directory; give a file name ending in .png")
+
+
 def plot_popularity(item_counts: np.ndarray, path: str, title: str) -> None:
-    """Interactions per item against popularity rank (log-log) into ``path``; needs matplotlib."""
+    """Interactions per item against popularity rank (log-log), as a PNG written atomically to exactly
+    ``path``; needs matplotlib."""
     try:
         from matplotlib.figure import Figure
     except ImportError as err:
         raise ValueError("--plot needs matplotlib (pip install matplotlib)") from err
+    check_plot_path(path)
     figure = Figure(figsize=(6, 4))
     axes = figure.add_subplot()
     ranks = np.arange(1, len(item_counts) + 1)
@@ -92,17 +108,23 @@ def plot_popularity(item_counts: np.ndarray, path: str, title: str) -> None:
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120)
+    write_bytes_atomic(path, image.getvalue())
 
 
 def describe(data: str, plot: str | None = None, data_dir: str | None = None) -> str:
     """``tower-zoo describe --data``: a schema file, a built-in dataset name, or a prepared directory."""
+    from tower_zoo.data.builtin import check_data_dir, resolve_schema
+
+    check_data_dir(data, data_dir)
     if os.path.isfile(os.path.join(data, MANIFEST_FILE)):
         from tower_zoo.data.prepared import PreparedDataset
         if plot:
             raise ValueError("--plot needs the source data (a schema), not a prepared directory")
         return PreparedDataset.open(data).describe()
-    from tower_zoo.data.builtin import resolve_schema
+    if plot:
+        check_plot_path(plot)
     description = describe_schema(resolve_schema(data, data_dir))
     if plot:
         plot_popularity(description["item_popularity"], plot, f"{description['name']}: item popularity")

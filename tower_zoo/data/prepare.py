@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
 import resource
 import time
@@ -57,6 +58,9 @@ from tower_zoo.data.spec import FeatureSpec
 from tower_zoo.data.split_assign import TEST, TRAIN, VALID, streamed_quantile
 
 ROW_GROUP_LIMITS = (1_024, 131_072)
+# The smallest value of each PrepareOptions field (max_bucket_rows may also be None).
+OPTION_MINIMUMS = {"memory_budget_mb": 16, "rows_per_shard": 1, "max_open_shards": 1, "batch_rows": 1, "seed": 0,
+                   "max_bucket_rows": 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +74,18 @@ class PrepareOptions:
     batch_rows: int = DEFAULT_BATCH_ROWS
     seed: int = 0
     max_bucket_rows: int | None = None
+
+    def __post_init__(self):
+        """TypeError / ValueError naming the field and the value of one that is not an integer in range."""
+        for name, minimum in OPTION_MINIMUMS.items():
+            value = getattr(self, name)
+            if value is None and name == "max_bucket_rows":
+                continue
+            if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"PrepareOptions.{name} must be an integer, got {value!r} ({type(value).__name__})")
+            if value < minimum:
+                raise ValueError(f"PrepareOptions.{name} must be >= {minimum}, got {value}")
+            object.__setattr__(self, name, int(value))
 
 
 def time_cuts(schema: DatasetSchema, scanned: ScanResult) -> tuple[float, float | None]:
@@ -182,9 +198,20 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def check_prepare_arguments(schema: Any, out: Any, options: Any) -> None:
+    """TypeError naming the argument of ``prepare`` that is not of its type, and the value."""
+    for name, value, expected, what in (("schema", schema, (DatasetSchema, str, os.PathLike),
+                                         "a DatasetSchema or a schema file path"),
+                                        ("out", out, (str, os.PathLike), "a directory path"),
+                                        ("options", options, PrepareOptions, "a PrepareOptions")):
+        if not isinstance(value, expected):
+            raise TypeError(f"prepare: {name} must be {what}, got {value!r} ({type(value).__name__})")
+
+
 def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = PrepareOptions(),
             overwrite: bool = False, verbose: bool = False) -> dict[str, Any]:
     """Prepares ``schema`` (a DatasetSchema or a schema file) into ``out``; returns its stats."""
+    check_prepare_arguments(schema, out, options)
     schema = load_schema(schema) if isinstance(schema, (str, os.PathLike)) else schema
     started = time.perf_counter()
 

@@ -101,11 +101,9 @@ class ArrayExampleSource(ExampleSource):
                              f"{feature_spec.names}")
         self.feature_spec = feature_spec
         self._arrays = {k: np.asarray(v) for k, v in arrays.items()}
-        codes = self._arrays[feature_spec.item_id_feature]
-        vocab = feature_spec.item_id.vocab_size
-        if codes.size and (codes.min() < 0 or codes.max() >= vocab):
-            raise ValueError(f"{feature_spec.item_id_feature} codes must be in [0, {vocab}), got range "
-                             f"[{codes.min()}, {codes.max()}]: were the examples encoded with this spec?")
+        # Host-side, before any graph runs: a code outside its table, a float / string / NaN code or a
+        # history of the wrong width is one ValueError naming the feature, the value and its row.
+        feature_spec.check_encoded(self._arrays, where="training examples", names=feature_spec.names)
 
     @property
     def num_rows(self) -> int:

@@ -275,14 +275,18 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "FeatureSpec":
-        features = []
-        for item in data["features"]:
-            item = dict(item)
-            kind = item.pop("kind")
-            if kind not in _KINDS:
-                raise ValueError(f"unknown feature kind {kind!r} for feature {item.get('name')!r}")
-            features.append(_KINDS[kind](**item))
-        return cls(tuple(features), data["user_id_feature"], data["item_id_feature"])
+        """The spec ``to_dict`` wrote; TypeError / ValueError naming what is missing or of the wrong type."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"FeatureSpec.from_dict: expected the mapping FeatureSpec.to_dict() writes, got "
+                            f"{data!r} ({type(data).__name__})")
+        missing = [key for key in ("features", "user_id_feature", "item_id_feature") if key not in data]
+        if missing:
+            raise ValueError(f"FeatureSpec.from_dict: missing key(s) {missing}; got keys {sorted(data)}")
+        if isinstance(data["features"], (str, bytes, Mapping)) or not isinstance(data["features"], Sequence):
+            raise TypeError(f"FeatureSpec.from_dict: 'features' must be a list of feature mappings, got "
+                            f"{data['features']!r}")
+        return cls(tuple(_feature_from_dict(item, i) for i, item in enumerate(data["features"])),
+                   data["user_id_feature"], data["item_id_feature"])
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -358,12 +362,43 @@ def check_encoded_feature(feature: Feature, values: np.ndarray, where: str) -> N
             raise ValueError(f"{prefix}: non-finite value {values[bad[0]]} at row {bad[0]}")
         return
     if values.dtype.kind not in "iu":
-        raise ValueError(f"{prefix}: expected integer codes, got {values.dtype}")
+        raise ValueError(f"{prefix}: expected integer codes, got {values.dtype}{_first_non_code(values)}")
     outside = np.flatnonzero(((values < 0) | (values >= feature.vocab_size)).reshape(len(values), -1).any(axis=1))
     if len(outside):
         row = values[outside[0]].reshape(-1)
         code = row[(row < 0) | (row >= feature.vocab_size)][0]
         raise ValueError(f"{prefix}: code {code} at row {outside[0]} is outside [0, {feature.vocab_size})")
+
+
+def _first_non_code(values: np.ndarray) -> str:
+    """`` (value V at row R)``: the first entry of ``values`` [rows, ...] that is not an integer (NaN, 2.5, "3"),
+    or a hint to cast when every entry is an integral float."""
+    rows = values.reshape(len(values), -1)
+    if values.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero((~np.isfinite(rows) | (rows != np.round(rows))).any(axis=1))
+        if not len(bad):
+            return " (integral values: cast them to int32)"
+        row = rows[bad[0]]
+        value = row[~np.isfinite(row) | (row != np.round(row))][0]
+        return f" (value {_python_scalar(value)!r} at row {int(bad[0])})"
+    return f" (value {_python_scalar(rows.flat[0])!r} at row 0)" if rows.size else ""
+
+
+def _feature_from_dict(item: Any, position: int) -> Feature:
+    """One entry of ``FeatureSpec.to_dict()["features"]`` back as a feature."""
+    if not isinstance(item, Mapping) or "kind" not in item:
+        raise ValueError(f"FeatureSpec.from_dict: features[{position}] must be a mapping with a 'kind', got {item!r}")
+    item = dict(item)
+    kind = item.pop("kind")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown feature kind {kind!r} for feature {item.get('name')!r}")
+    fields = {f.name for f in dataclasses.fields(_KINDS[kind])}
+    unknown = sorted(set(item) - fields)
+    if unknown:
+        raise ValueError(f"FeatureSpec.from_dict: features[{position}] ({item.get('name')!r}, {kind}) has unknown "
+                         f"field(s) {unknown}; {kind} fields are {sorted(fields)}")
+    return _KINDS[kind](**item)
 
 
 def _feature_dict(feature: Feature) -> dict[str, Any]:
@@ -427,9 +462,10 @@ def encode_feature(feature: Feature, values: pd.Series, oov_counter: OOVCounter 
             raise ValueError(
                 f"feature {feature.name!r}: expected numbers, got {bad!r} ({type(bad).__name__})"
             ) from err
-        if not np.all(np.isfinite(numbers)):
-            bad = numbers[~np.isfinite(numbers)][0]
-            raise ValueError(f"feature {feature.name!r}: non-finite value {bad}")
+        bad = np.flatnonzero(~np.isfinite(numbers))
+        if len(bad):
+            raise ValueError(f"feature {feature.name!r}: non-finite value {numbers[bad[0]]} at row "
+                             f"{_python_scalar(values.index[bad[0]])!r}")
         if feature.bucketized:
             return (np.searchsorted(np.asarray(feature.boundaries), numbers, side="right")
                     + NUM_RESERVED).astype(np.int32)

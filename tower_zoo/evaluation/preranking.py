@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any
 
 import numpy as np
@@ -99,7 +100,9 @@ class PreRankingEvaluator:
     (grouped by the user id feature) and logloss for each objective's labels."""
 
     def __init__(self, batch_size: int = 2048):
-        self.batch_size = batch_size
+        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"PreRankingEvaluator: batch_size must be an integer >= 1, got {batch_size!r}")
+        self.batch_size = int(batch_size)
 
     def predict(self, model, features: dict[str, np.ndarray]) -> np.ndarray:
         size = len(next(iter(features.values())))
@@ -132,6 +135,10 @@ class PreRankingEvaluator:
         feature, or ``features["user_id"]`` without a model)."""
         if not labels:
             raise ValueError("no objective labels given")
+        empty = [name for name, values in labels.items() if np.size(values) == 0]
+        if empty:
+            raise ValueError(f"PreRankingEvaluator.evaluate: no impressions to evaluate (labels {empty[0]!r} are "
+                             "empty)")
         if groups is None:
             groups = features[model.feature_spec.user_id_feature] if model is not None else features["user_id"]
         shared = None

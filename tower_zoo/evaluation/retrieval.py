@@ -19,6 +19,7 @@ with the mean of each user's vectors.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from typing import Any, Iterable, Sequence
 
@@ -139,14 +140,25 @@ class _Totals:
             self.sums[name] = self.sums.get(name, 0.0) + float(values.sum())
 
 
+def positive_cutoffs(ks: Any) -> tuple[int, ...]:
+    """``ks`` (a non-empty list of integers >= 1) sorted and deduplicated; ValueError naming the bad one."""
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, Iterable):
+        raise ValueError(f"RetrievalEvaluator: ks must be a list of positive integers, got {ks!r}")
+    ks = tuple(ks)
+    for k in ks:
+        if not isinstance(k, numbers.Integral) or isinstance(k, (bool, np.bool_)) or k < 1:
+            raise ValueError(f"RetrievalEvaluator: ks must be positive integers, got {ks!r}: {k!r} is not one")
+    if not ks:
+        raise ValueError("RetrievalEvaluator: ks must name at least one cut-off K, got ()")
+    return tuple(sorted({int(k) for k in ks}))
+
+
 class RetrievalEvaluator:
     """Full-corpus retrieval evaluation; see the module docstring."""
 
     def __init__(self, ks: Sequence[int] = (10, 50, 100), use_scann: bool = True,
                  scann_config: ScannConfig | None = None, batch_size: int = 1024, shortlist_size: int = 200):
-        self.ks = tuple(sorted({int(k) for k in ks}))
-        if not self.ks or self.ks[0] < 1:
-            raise ValueError(f"ks must be positive integers, got {ks}")
+        self.ks = positive_cutoffs(ks)
         self.use_scann = use_scann
         self.scann_config = scann_config or ScannConfig()
         self.batch_size, self.shortlist_size = batch_size, shortlist_size

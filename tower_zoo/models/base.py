@@ -61,6 +61,20 @@ class TwoTowerConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
 
+def _as_feature_spec(model_name: str, feature_spec: Any) -> FeatureSpec:
+    """``feature_spec`` (a FeatureSpec, or the dict of its ``to_dict()``) as a FeatureSpec; TypeError /
+    ValueError naming the model, the argument and the value otherwise."""
+    if isinstance(feature_spec, dict):
+        try:
+            return FeatureSpec.from_dict(feature_spec)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"model {model_name!r}: feature_spec: {err}") from None
+    if not isinstance(feature_spec, FeatureSpec):
+        raise TypeError(f"model {model_name!r}: feature_spec must be a tower_zoo.data.FeatureSpec (or the dict of "
+                        f"its to_dict()), got {feature_spec!r} ({type(feature_spec).__name__})")
+    return feature_spec
+
+
 class TwoTowerModel(tf.keras.Model):
     """Base class. A subclass either sets ``self.user_tower`` / ``self.item_tower`` (layers mapping
     features to [B, D]) or overrides ``user_embedding`` / ``item_embedding``."""
@@ -71,14 +85,12 @@ class TwoTowerModel(tf.keras.Model):
 
     def __init__(self, feature_spec: FeatureSpec, config: TwoTowerConfig | None = None, **kwargs: Any):
         super().__init__(name=kwargs.pop("name", self.model_name), **kwargs)
-        if isinstance(feature_spec, dict):
-            feature_spec = FeatureSpec.from_dict(feature_spec)
+        self.feature_spec = _as_feature_spec(self.model_name, feature_spec)
         if config is None:
             config = self.config_class()
         elif isinstance(config, dict):
             config = self.config_class(**config)
         config.validate()
-        self.feature_spec = feature_spec
         self.config = config
         self.temperature = Temperature(config.temperature, config.learnable_temperature, name="temperature")
         # Shifts every logit equally: no effect on rankings or on a softmax, calibrates pointwise (BCE) scores.
