@@ -110,7 +110,10 @@ def test_candidate_scorer_equals_in_memory_scores_for_every_user(ml100k, tmp_pat
     assert np.std(expected) > 1e-3, "scores too flat for the comparison to mean anything"
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     state = scorer.user_state(features[:3])          # once per request, then per candidate set
-    np.testing.assert_allclose(scorer.score_state(state, candidates[:3]), got[:3], rtol=1e-6, atol=1e-6)
+    # Same computation on 3 users instead of all: only float32 rounding of other BLAS tilings may differ (a few
+    # ulps of the largest score; this CPU measured 2.5e-6 against scores of order 10).
+    np.testing.assert_allclose(scorer.score_state(state, candidates[:3]), got[:3], rtol=1e-5,
+                               atol=1e-6 * max(1.0, np.abs(got[:3]).max()))
     manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
     assert manifest["kind"] == "pre_ranking" and manifest["format_version"] == 2
     assert sorted(manifest["user_state"]) == sorted(state)
