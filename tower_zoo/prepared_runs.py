@@ -69,23 +69,21 @@ def open_data(data: str, out_dir: str, data_dir: str | None = None, memory_budge
     schema = resolve_schema(data, data_dir)
     target = os.path.join(out_dir, PREPARED_SUBDIR)
     options = PrepareOptions(memory_budget_mb=memory_budget_mb)
-    if not (is_prepared_dir(target) or interrupted(target)):
-        prepare(schema, target, options, overwrite=True, verbose=verbose)
-        return PreparedDataset.open(target)
-    existing = PreparedDataset.open(target)
-    changes = existing.stale_sources() + (["the schema"] if existing.schema.raw != schema.raw else [])
-    if not changes:
-        return existing
-    record = _record_trained_on(out_dir, existing.path)
+    existing = PreparedDataset.open(target) if is_prepared_dir(target) or interrupted(target) else None
+    if existing is not None:
+        changes = existing.stale_sources() + (["the schema"] if existing.schema.raw != schema.raw else [])
+        if not changes:
+            return existing
+    record = _record_trained_on(out_dir, target) if existing is not None else None
     if record is None:
         prepare(schema, target, options, overwrite=True, verbose=verbose)
-        return PreparedDataset.open(target)
-    message = f"the data changed since run {out_dir!r} was trained on {existing.path}: {', '.join(changes)}"
-    if not allow_data_change:
-        raise ValueError(f"{message}; {existing.path} is left as it was: use the same data, or pass "
+    elif not allow_data_change:
+        raise ValueError(f"the data changed since run {out_dir!r} was trained on {existing.path}: "
+                         f"{', '.join(changes)}; {existing.path} is left as it was: use the same data, or pass "
                          "--allow_data_change (allow_data_change=True) to prepare it again from the changed files "
                          "and go on, recorded in run.json")
-    _replace_if_compatible(schema, options, existing.path, record, verbose)
+    else:
+        _replace_if_compatible(schema, options, existing.path, record, verbose)
     return PreparedDataset.open(target)
 
 

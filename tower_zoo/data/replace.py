@@ -72,9 +72,10 @@ def _is_complete(directory: str) -> bool:
 
 
 def interrupted(target: str) -> bool:
-    """True when ``target`` is missing and dead prepares left directories beside it (see ``repair``)."""
+    """True when ``target`` is missing and a dead prepare left a complete directory beside it: a replace
+    killed between its renames, which ``repair`` finishes."""
     target = os.path.abspath(target)
-    return not os.path.lexists(target) and bool(_dead_leftovers(target))
+    return not os.path.lexists(target) and any(_is_complete(path) for path in _dead_leftovers(target))
 
 
 def repair(target: str) -> None:
