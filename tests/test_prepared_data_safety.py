@@ -278,6 +278,9 @@ def test_a_refused_resume_leaves_the_prepared_data_and_a_new_shard_is_a_change(c
     assert snapshot(run / "prepared") == trained_on                       # checked first, nothing rebuilt
     status, out, errors = run_cli(capsys, "describe", "--data", str(schema_file))
     assert status == 0 and "450 interactions in 3 file(s)" in out, errors
+    status, out, errors = run_cli(capsys, "describe", "--data", str(run / "prepared"))
+    assert status == 0 and "400 interactions prepared in" in out, errors
+    assert f"the sources changed since prepare: {shard} (new)" in out
     status, _, errors = run_cli(capsys, "evaluate", "--run", str(run), "--noscann")
     assert status == 0, errors                                            # the run's data is still there
     status, _, errors = run_cli(capsys, *train, "--epochs", "2", "--allow_data_change")
