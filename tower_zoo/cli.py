@@ -272,7 +272,8 @@ def _train_on_prepared_data(ks, options) -> None:
 
     check_data_dir(FLAGS.data, FLAGS.data_dir)
     extras = _training_extras()
-    unsupported = [f"--{name}" for name, value in extras.items() if value and name != "hard_rank_range"]
+    unsupported = [f"--{name}" for name, value in extras.items() if value and name not in ("hard_rank_range",
+                                                                                           "allow_data_change")]
     if unsupported or not FLAGS["dataset"].using_default_value:
         raise UsageError(f"--data trains on prepared data; {', '.join(unsupported) or '--dataset'} apply to "
                          "--dataset runs only")

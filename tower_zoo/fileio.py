@@ -6,6 +6,8 @@ directory locks.
 * ``apply_umask``: temporary files and directories (``mkstemp`` / ``mkdtemp``) are created 0600 / 0700
   whatever the umask; once renamed into place they get the permissions an ordinary ``open`` or ``mkdir``
   would have given them, so a teammate can read a run or serve an export when the umask allows it.
+* ``exchange_paths``: swaps two paths in one ``renameat2(RENAME_EXCHANGE)`` call where the file system has it,
+  so a directory is replaced without a moment in which its path is empty.
 * ``directory_lock``: an exclusive ``flock`` on a directory, held for a block of code and released by the
   kernel when the process exits or dies, so a crash never leaves a stale lock behind.
 """
@@ -13,6 +15,7 @@ directory locks.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import json
@@ -20,6 +23,8 @@ import os
 import tempfile
 from typing import Any, Iterator, Mapping
 
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
 _HELD_LOCKS: dict[str, list[int]] = {}  # real path -> [file descriptor, nesting depth]
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
                bool: "true or false"}
@@ -85,6 +90,25 @@ def read_json_record(path: str, fields: Mapping[str, type], what: str) -> dict[s
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise ValueError(f"{what} {path!r}: field {key!r} must be {_JSON_TYPES[kind]}, got {value!r}")
     return record
+
+
+def exchange_paths(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Atomically swaps two existing paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(b))
+
+
+def holds(directory: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """True when ``path`` is ``directory`` or lies inside it (both resolved: links, ``..``)."""
+    directory, path = os.path.realpath(directory), os.path.realpath(path)
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 @contextlib.contextmanager

@@ -2,11 +2,13 @@
 
 ``--data`` names a schema file, a built-in dataset (``movielens-100k``, ...) or a directory written by
 ``tower-zoo prepare``. A schema is prepared first into ``RUN/prepared`` (reused on a resumed run while its
-sources are unchanged). Training streams the train shards (``ShardExampleSource``); the item corpus is the
-only table held in memory; the global sampler and logQ use the prepare pass's item counts. Evaluation
-streams too: retrieval models rank the whole corpus for the test users chunk by chunk (exact blocks and
-ScaNN, seen items excluded), with the most-popular baseline beside them; pre-ranking models score the
-test exposures chunk by chunk (AUC, GAUC, logloss computed exactly).
+sources are unchanged; changed ones are refused before anything is rebuilt, unless ``--allow_data_change``).
+The prepared directory is read under its shared lock (``PreparedDataset.locked``), so that no ``prepare``
+replaces it while a run trains, evaluates or exports from it. Training streams the train shards
+(``ShardExampleSource``); the item corpus is the only table held in memory; the global sampler and logQ use
+the prepare pass's item counts. Evaluation streams too: retrieval models rank the whole corpus for the test
+users chunk by chunk (exact blocks and ScaNN, seen items excluded), with the most-popular baseline beside
+them; pre-ranking models score the test exposures chunk by chunk (AUC, GAUC, logloss computed exactly).
 
 The split is the schema's (leave-last-out, time or random); every training row of a retrieval run is a
 positive interaction, and pre-ranking runs train on the schema's first label.
@@ -22,6 +24,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -31,6 +34,7 @@ from tower_zoo.data.keys import LABEL
 from tower_zoo.data.manifest import MANIFEST_FILE
 from tower_zoo.data.prepare import PrepareOptions, prepare
 from tower_zoo.data.prepared import PreparedDataset
+from tower_zoo.data.replace import interrupted, move_into_place
 from tower_zoo.evaluation import RetrievalEvaluator
 from tower_zoo.evaluation.preranking import PreRankingEvaluator
 from tower_zoo.fileio import write_json_atomic
@@ -42,6 +46,7 @@ from tower_zoo.training.checkpoints import restore_latest_weights
 from tower_zoo.training.config import make_trainer_config
 
 PREPARED_SUBDIR = "prepared"
+CANDIDATE_SUBDIR = ".prepared-changed"   # changed data prepared beside a run's, checked before it replaces it
 DATASET_NAME = "prepared"
 
 
@@ -50,19 +55,61 @@ def is_prepared_dir(path: str) -> bool:
 
 
 def open_data(data: str, out_dir: str, data_dir: str | None = None, memory_budget_mb: int = 1024,
-              verbose: bool = True) -> PreparedDataset:
+              verbose: bool = True, allow_data_change: bool = False) -> PreparedDataset:
     """The prepared dataset ``data`` names: a prepared directory as is; a schema (file or built-in name)
-    prepared into ``out_dir/prepared`` first, or that directory again when its sources are unchanged."""
+    prepared into ``out_dir/prepared`` first, or that directory again when its sources are unchanged.
+
+    Checked before anything is replaced: when the run in ``out_dir`` was trained on ``out_dir/prepared`` and
+    the sources or the schema changed since (a new file matching a glob included), ValueError without
+    ``allow_data_change``; with it, the changed data is prepared beside the run's and replaces it only if the
+    run can go on with it (the same feature spec), else ValueError. Either way an error leaves the run's data
+    as it was."""
     if is_prepared_dir(data):
         return PreparedDataset.open(data)
     schema = resolve_schema(data, data_dir)
     target = os.path.join(out_dir, PREPARED_SUBDIR)
-    if is_prepared_dir(target):
-        existing = PreparedDataset.open(target)
-        if not existing.stale_sources() and existing.schema.raw == schema.raw:
+    options = PrepareOptions(memory_budget_mb=memory_budget_mb)
+    existing = PreparedDataset.open(target) if is_prepared_dir(target) or interrupted(target) else None
+    if existing is not None:
+        changes = existing.stale_sources() + (["the schema"] if existing.schema.raw != schema.raw else [])
+        if not changes:
             return existing
-    prepare(schema, target, PrepareOptions(memory_budget_mb=memory_budget_mb), overwrite=True, verbose=verbose)
+    record = _record_trained_on(out_dir, target) if existing is not None else None
+    if record is None:
+        prepare(schema, target, options, overwrite=True, verbose=verbose)
+    elif not allow_data_change:
+        raise ValueError(f"the data changed since run {out_dir!r} was trained on {existing.path}: "
+                         f"{', '.join(changes)}; {existing.path} is left as it was: use the same data, or pass "
+                         "--allow_data_change (allow_data_change=True) to prepare it again from the changed files "
+                         "and go on, recorded in run.json")
+    else:
+        _replace_if_compatible(schema, options, existing.path, record, verbose)
     return PreparedDataset.open(target)
+
+
+def _record_trained_on(run_dir: str, prepared_dir: str) -> dict[str, Any] | None:
+    """The record of the run in ``run_dir`` if it was trained on ``prepared_dir``, else None."""
+    if not os.path.isfile(os.path.join(run_dir, RUN_FILE)):
+        return None
+    record = read_run(run_dir)
+    return record if os.path.abspath(str(record.get("data"))) == os.path.abspath(prepared_dir) else None
+
+
+def _replace_if_compatible(schema, options: PrepareOptions, target: str, record: Mapping[str, Any],
+                           verbose: bool) -> None:
+    """Prepares ``schema`` beside ``target`` and moves it into place if its feature spec is the one the run
+    was trained with (its checkpoints fit it); ValueError otherwise, ``target`` untouched."""
+    candidate = os.path.join(os.path.dirname(target), CANDIDATE_SUBDIR)
+    try:
+        prepare(schema, candidate, options, overwrite=True, verbose=verbose)
+        if spec_record(PreparedDataset.open(candidate))["sha256"] != record["feature_spec"].get("sha256"):
+            raise ValueError(f"the changed data gives other vocabularies (feature spec) than the run in "
+                             f"{os.path.dirname(target)!r} was trained with, so the run cannot go on with it; "
+                             f"{target} is left as it was: train a new run (another --out) on the changed data")
+        move_into_place(candidate, target)
+    finally:
+        if os.path.isdir(candidate):
+            shutil.rmtree(candidate, ignore_errors=True)
 
 
 def prepared_fingerprint(prepared: PreparedDataset) -> dict[str, Any]:
@@ -136,8 +183,8 @@ def train_prepared_run(out_dir: str, model_name: str, data: str, data_dir: str |
                        "allow_setting_changes": allow_setting_change}
     trainer_config = make_trainer_config(trainer_options)
     model_overrides = dict(model_overrides or {})
-    with run_lock(out_dir):
-        prepared = open_data(data, out_dir, data_dir, memory_budget_mb, verbose)
+    with run_lock(out_dir), open_data(data, out_dir, data_dir, memory_budget_mb, verbose,
+                                      allow_data_change).locked() as prepared:
         settings = _settings(model_name, DATASET_NAME, None, model_overrides, trainer_config, {})
         split = dataclasses.asdict(prepared.schema.split)
         settings.update(data=os.path.abspath(prepared.path), split={**split, "method": f"prepared:{split['method']}"})
@@ -170,9 +217,11 @@ def load_prepared_run(run_dir: str, record: Mapping[str, Any] | None = None, all
 def evaluate_prepared_run(run_dir: str, model_name: str, model, prepared: PreparedDataset,
                           ks: Sequence[int] = DEFAULT_KS, use_scann: bool = True,
                           warning: str | None = None) -> dict[str, Any]:
-    """``evaluate_prepared`` recorded into the run's metrics.json (with the prepared data's fingerprint)."""
-    return record_metrics(run_dir, evaluate_prepared(model_name, model, prepared, ks, use_scann),
-                          prepared_fingerprint(prepared), warning)
+    """``evaluate_prepared`` recorded into the run's metrics.json (with the prepared data's fingerprint), under
+    the prepared directory's shared lock."""
+    with prepared.locked():
+        return record_metrics(run_dir, evaluate_prepared(model_name, model, prepared, ks, use_scann),
+                              prepared_fingerprint(prepared), warning)
 
 
 def export_prepared_run(run_dir: str, export_dir: str, overwrite: bool = False, allow_data_change: bool = False,
@@ -183,8 +232,9 @@ def export_prepared_run(run_dir: str, export_dir: str, overwrite: bool = False, 
     from tower_zoo import serving
 
     model, prepared, _, warning = load_prepared_run(run_dir, allow_data_change=allow_data_change)
-    items, ids = prepared.item_corpus()
-    table = prepared.items_table()
+    with prepared.locked():
+        items, ids = prepared.item_corpus()
+        table = prepared.items_table()
     display = [name for name in prepared.schema.items.display] if prepared.schema.items else []
     titles = ({int(i): str(t) for i, t in zip(ids, table.column(display[0]).to_pylist()) if t is not None}
               if display else {})

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from tower_zoo.data.catalog import DATASETS, load_dataset
 from tower_zoo.data.dataset import InteractionData
-from tower_zoo.data.manifest import MANIFEST_FILE, staged_directory
+from tower_zoo.data.manifest import MANIFEST_FILE
+from tower_zoo.data.replace import staged_directory
 from tower_zoo.data.schema import DatasetSchema, load_schema
 
 SCHEMA_DIR = pathlib.Path(__file__).parent / "schemas"

@@ -1,22 +1,20 @@
-"""The manifest of a prepared directory, and writing that directory atomically.
+"""The manifest of a prepared directory: written, read and checked.
 
 ``manifest.json`` is written last, into a staging directory beside the target that is renamed into
-place only when complete (``staged_directory``), so an interrupted ``prepare`` leaves either the
-previous directory or nothing under the target name: never a directory that ``read_manifest``
-accepts. The manifest records the format version, the schema, the source files (size, mtime and a
-fingerprint: SHA-256 of the size and the first and last MiB, cheap even for large shards), the
-rows of every part, and the size and SHA-256 of every other file.
+place only when complete (``tower_zoo.data.replace``), so an interrupted ``prepare`` never leaves a
+directory that ``read_manifest`` accepts under the target name. The manifest records the format
+version, the schema, the source files (size, mtime and a fingerprint: SHA-256 of the size and the
+first and last MiB, cheap even for large shards), the rows of every part, and the size and SHA-256
+of every other file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
 import uuid
-from typing import Any, Iterator
+from typing import Any
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -30,7 +28,9 @@ RAW_ID_COLUMN = "__id__"            # raw id of a row of items.parquet / users.p
 TARGETS_COLUMN = "__targets__"      # list of raw held-out item ids of a query
 EXCLUDE_COLUMN = "__exclude__"      # list of raw item ids a query's user interacted with before
 FINGERPRINT_BYTES = 1 << 20
-_PARTIAL_MARKER = ".partial-"
+# Fields every prepared manifest has; those of an export's manifest (tower_zoo.serving.directory), to name one.
+MANIFEST_FIELDS = ("format_version", "files", "schema", "sources", "parts")
+EXPORT_FIELDS = ("format_version", "files", "model_name", "feature_spec")
 
 
 class PreparedDataError(ValueError):
@@ -80,26 +80,65 @@ def write_manifest(directory: str, content: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def read_manifest(directory: str, verify_shards: bool = False) -> dict[str, Any]:
-    """The manifest of a prepared directory, after checking it: format version, every file present with
-    its recorded size, and the SHA-256 of every file (shards, the ``part-*.parquet`` files, only with
-    ``verify_shards``: hashing gigabytes at every open is slow; their sizes are always checked)."""
+def verify_file(path: str, record: dict[str, Any]) -> None:
+    """PreparedDataError naming ``path`` unless its SHA-256 is the one ``record`` (its manifest entry) gives."""
+    if file_sha256(path) != record["sha256"]:
+        raise PreparedDataError(f"{path}: SHA-256 differs from the manifest (corrupt or modified since prepare); "
+                                "prepare the data again")
+
+
+def is_shard(relative: str) -> bool:
+    """True for a ``part-*.parquet`` file of a part (checked by size at open, by SHA-256 when read)."""
+    return os.path.basename(relative).startswith("part-")
+
+
+def parse_manifest(path: str) -> dict[str, Any]:
+    """The manifest at ``path`` with the fields of a prepared dataset of this format version, well formed."""
+    try:
+        with open(path) as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise PreparedDataError(f"{path}: unreadable manifest ({err})") from err
+    if not isinstance(manifest, dict):
+        raise PreparedDataError(f"{path} is not the manifest of a prepared dataset (not a JSON object)")
+    missing = [key for key in MANIFEST_FIELDS if key not in manifest]
+    if missing and all(key in manifest for key in EXPORT_FIELDS):
+        raise PreparedDataError(f"{os.path.dirname(path)!r} is a tower_zoo export (of model "
+                                f"{manifest['model_name']!r}), not a prepared dataset")
+    if missing:
+        raise PreparedDataError(f"{path} is not the manifest of a prepared dataset (it lacks "
+                                f"{', '.join(map(repr, missing))})")
+    version = manifest["format_version"]
+    if version != FORMAT_VERSION:
+        raise PreparedDataError(f"{path}: format_version {version!r} is not supported (this tower_zoo reads "
+                                f"version {FORMAT_VERSION}); prepare the data again with this version")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(isinstance(r, dict) and isinstance(r.get("size"), int)
+                                               and isinstance(r.get("sha256"), str) for r in files.values()):
+        raise PreparedDataError(f"{path}: field 'files' must map each file to its size and sha256")
+    return manifest
+
+
+def _unlisted_files(directory: str, listed: dict[str, Any]) -> list[str]:
+    """Files under ``directory`` that are neither the manifest nor listed in it, sorted."""
+    found = (os.path.relpath(os.path.join(root, name), directory) for root, _, names in os.walk(directory)
+             for name in names)
+    return sorted(name for name in found if name != MANIFEST_FILE and name not in listed)
+
+
+def read_manifest(directory: str, verify_shards: bool = False, exact: bool = False) -> dict[str, Any]:
+    """The manifest of a prepared directory, after checking it: its fields and format version, every file
+    present with its recorded size, and the SHA-256 of every file (shards, the ``part-*.parquet`` files, only
+    with ``verify_shards``: hashing gigabytes at every open is slow; their sizes are always checked). With
+    ``exact``, the directory must hold no file the manifest does not list (it is ours alone)."""
     path = os.path.join(directory, MANIFEST_FILE)
     if not os.path.isdir(directory):
         raise PreparedDataError(f"{directory!r} does not exist or is not a directory")
     if not os.path.isfile(path):
         raise PreparedDataError(f"{directory!r} is not a prepared dataset: no {MANIFEST_FILE} (an interrupted "
                                 "`tower-zoo prepare` leaves none; run prepare again)")
-    try:
-        with open(path) as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError) as err:
-        raise PreparedDataError(f"{path}: unreadable manifest ({err})") from err
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise PreparedDataError(f"{path}: format_version {version!r} is not supported (this tower_zoo reads "
-                                f"version {FORMAT_VERSION}); prepare the data again with this version")
-    for relative, record in manifest.get("files", {}).items():
+    manifest = parse_manifest(path)
+    for relative, record in manifest["files"].items():
         file_path = os.path.join(directory, relative)
         if not os.path.isfile(file_path):
             raise PreparedDataError(f"{directory!r}: {relative} is missing (listed in {MANIFEST_FILE})")
@@ -107,68 +146,9 @@ def read_manifest(directory: str, verify_shards: bool = False) -> dict[str, Any]
         if size != record["size"]:
             raise PreparedDataError(f"{file_path}: {size} bytes, the manifest says {record['size']} "
                                     "(truncated or modified)")
-        if (verify_shards or not os.path.basename(relative).startswith("part-")) and \
-                file_sha256(file_path) != record["sha256"]:
-            raise PreparedDataError(f"{file_path}: SHA-256 differs from the manifest (corrupt or modified)")
+        if verify_shards or not is_shard(relative):
+            verify_file(file_path, record)
+    unlisted = _unlisted_files(directory, manifest["files"]) if exact else []
+    if unlisted:
+        raise PreparedDataError(f"{directory!r} holds files its {MANIFEST_FILE} does not list, e.g. {unlisted[0]!r}")
     return manifest
-
-
-# ============================================================================= staging
-def _remove_stale_partials(target: str) -> None:
-    """Deletes staging directories of ``target`` left by prepares whose process no longer runs."""
-    parent, base = os.path.split(os.path.abspath(target))
-    prefix = f".{base}{_PARTIAL_MARKER}"
-    for name in os.listdir(parent):
-        if name.startswith(prefix):
-            pid = name[len(prefix):].split("-")[0]
-            if pid.isdigit() and not _process_alive(int(pid)):
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def check_replaceable(target: str, overwrite: bool, require_manifest: bool = True) -> None:
-    """FileExistsError unless ``target`` is absent, or ``overwrite`` and it is a directory that is
-    prepared (has a manifest), empty, or ``require_manifest`` is False."""
-    if not os.path.exists(target):
-        return
-    if not overwrite:
-        raise FileExistsError(f"{target!r} exists; pass --overwrite (overwrite=True) to replace it")
-    if not os.path.isdir(target) or (require_manifest and os.listdir(target)
-                                     and not os.path.isfile(os.path.join(target, MANIFEST_FILE))):
-        raise FileExistsError(f"{target!r} exists and is not a prepared dataset; refusing to replace it")
-
-
-@contextlib.contextmanager
-def staged_directory(target: str, overwrite: bool = False, require_manifest: bool = True) -> Iterator[str]:
-    """Yields an empty staging directory beside ``target``; renames it to ``target`` when the block
-    completes (replacing a previous directory if ``overwrite``, see ``check_replaceable``), deletes it
-    if the block fails."""
-    target = os.path.abspath(target)
-    check_replaceable(target, overwrite, require_manifest)
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    _remove_stale_partials(target)
-    staging = os.path.join(parent, f".{os.path.basename(target)}{_PARTIAL_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    os.makedirs(staging)
-    try:
-        yield staging
-        check_replaceable(target, overwrite, require_manifest)
-        if os.path.exists(target):
-            retired = f"{staging}-replaced"
-            os.replace(target, retired)
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

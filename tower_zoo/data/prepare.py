@@ -46,6 +46,7 @@ import numpy as np
 import pyarrow as pa
 
 from tower_zoo.data import manifest as layout
+from tower_zoo.data import replace
 from tower_zoo.data.bucket_writer import BucketWriter, ShardLayout, reserved_columns
 from tower_zoo.data.encoders import Encoders, build_encoders
 from tower_zoo.data.external_sort import BucketFile, BucketPartitioner, sorted_buckets
@@ -53,6 +54,7 @@ from tower_zoo.data.files import DEFAULT_BATCH_ROWS, source_files
 from tower_zoo.data.interaction_rows import ScanResult, scan, stream_rows, stream_times
 from tower_zoo.data.keys import LABEL, SAMPLE_WEIGHT, objective_label
 from tower_zoo.data.prepare_outputs import prepared_stats, write_outputs
+from tower_zoo.data.prepared_lock import prepared_lock
 from tower_zoo.data.schema import DatasetSchema, load_schema
 from tower_zoo.data.spec import FeatureSpec
 from tower_zoo.data.split_assign import TEST, TRAIN, VALID, streamed_quantile
@@ -210,9 +212,23 @@ def check_prepare_arguments(schema: Any, out: Any, options: Any) -> None:
 
 def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = PrepareOptions(),
             overwrite: bool = False, verbose: bool = False) -> dict[str, Any]:
-    """Prepares ``schema`` (a DatasetSchema or a schema file) into ``out``; returns its stats."""
+    """Prepares ``schema`` (a DatasetSchema or a schema file) into ``out``; returns its stats. ``out`` is held
+    under its exclusive lock throughout (``tower_zoo.data.prepared_lock``); an existing ``out`` is replaced only
+    with ``overwrite`` and only when it is a complete prepared dataset (``tower_zoo.data.replace``)."""
     check_prepare_arguments(schema, out, options)
     schema = load_schema(schema) if isinstance(schema, (str, os.PathLike)) else schema
+    out = os.path.abspath(out)
+    sources = [layout.source_record(path) for path in source_files(schema)]
+    protected = [("the schema file", schema.path), *(("the source file", record["path"]) for record in sources)]
+    with prepared_lock(out, exclusive=True):
+        replace.repair(out)
+        replace.check_replaceable(out, overwrite, protected)
+        return _prepare(schema, out, sources, options, overwrite, protected, verbose)
+
+
+def _prepare(schema: DatasetSchema, out: str, sources: list[dict[str, Any]], options: PrepareOptions,
+             overwrite: bool, protected: list[tuple[str, str]], verbose: bool) -> dict[str, Any]:
+    """``prepare`` under the lock: the three passes of the module docstring, into a staged directory."""
     started = time.perf_counter()
 
     def say(message: str) -> None:
@@ -220,8 +236,6 @@ def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = Pre
             peak = peak_rss_bytes() / (1 << 30)
             print(f"{message} after {time.perf_counter() - started:.1f} s (peak RSS {peak:.2f} GB)", flush=True)
 
-    layout.check_replaceable(os.path.abspath(out), overwrite)
-    sources = [layout.source_record(path) for path in source_files(schema)]
     scanned = scan(schema, options.batch_rows)
     say(f"scanned {scanned.num_rows:,} interactions")
     encoders = build_encoders(schema, scanned)
@@ -233,7 +247,7 @@ def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = Pre
                          example_row_bytes(encoders.spec, len(reserved_columns(schema))),
                          open_shards=sum(slots.values()) + 2)
     shard_layout = ShardLayout(budget.chunk_rows, budget.row_group_rows, options.rows_per_shard, slots, options.seed)
-    with layout.staged_directory(out, overwrite) as staging:
+    with replace.staged_directory(out, overwrite, protected=protected) as staging:
         work = os.path.join(staging, "_buckets")
         buckets, in_vocabulary = partition(schema, scanned, encoders, work, budget, options.batch_rows)
         say(f"partitioned into {len(buckets)} buckets")

@@ -2,7 +2,14 @@
 
 ``PreparedDataset.open`` checks the manifest first (format version, every file present with its
 recorded size, SHA-256 of every non-shard file; of the shards too with ``verify_shards``), so a
-partial, truncated or foreign directory is refused with a ``PreparedDataError`` naming it.
+partial, truncated or foreign directory is refused with a ``PreparedDataError`` naming it. The shards
+of a part are checked against their SHA-256 when the part is first read (``part_files``), so a shard
+changed in place, even to the same size, is refused by name before training or evaluation reads it.
+
+``open`` reads under the directory's shared lock, and ``locked`` holds it for a longer read (a train,
+evaluate or export), so that ``prepare`` cannot replace the directory meanwhile
+(``tower_zoo.data.prepared_lock``). ``open`` also finishes a replace a kill interrupted
+(``tower_zoo.data.replace.repair``).
 
 Only the item corpus (and, on request, the user table) is materialized; training examples stream
 through ``example_source``, retrieval queries through ``query_chunks`` and exposures through
@@ -11,6 +18,7 @@ through ``example_source``, retrieval queries through ``query_chunks`` and expos
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any, Iterator
@@ -20,7 +28,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tower_zoo.data import manifest as layout
+from tower_zoo.data import replace
+from tower_zoo.data.files import source_files
 from tower_zoo.data.keys import objective_label
+from tower_zoo.data.prepared_lock import prepared_lock
 from tower_zoo.data.schema import DatasetSchema, parse_schema
 from tower_zoo.data.shard_source import ShardExampleSource
 from tower_zoo.data.shards import table_to_arrays
@@ -50,6 +61,7 @@ class PreparedDataset:
     def __init__(self, path: str, manifest: dict[str, Any]):
         self.path = os.path.abspath(path)
         self.manifest = manifest
+        self._verified_parts: set[str] = set()
         with open(self._file(layout.FEATURE_SPEC_FILE)) as handle:
             self.feature_spec = FeatureSpec.from_json(handle.read())
         with open(self._file(layout.STATS_FILE)) as handle:
@@ -58,7 +70,24 @@ class PreparedDataset:
     @classmethod
     def open(cls, path: str | os.PathLike, verify_shards: bool = False) -> "PreparedDataset":
         path = os.fspath(path)
-        return cls(path, layout.read_manifest(path, verify_shards=verify_shards))
+        if replace.interrupted(path):
+            with prepared_lock(path, exclusive=True):
+                replace.repair(path)
+        with prepared_lock(path):
+            dataset = cls(path, layout.read_manifest(path, verify_shards=verify_shards))
+        if verify_shards:
+            dataset._verified_parts.update(dataset.parts)
+        return dataset
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator["PreparedDataset"]:
+        """Holds the directory's shared lock for the block, after checking that it still holds the data this
+        object was opened on (a prepare may have replaced it since)."""
+        with prepared_lock(self.path):
+            if layout.parse_manifest(os.path.join(self.path, layout.MANIFEST_FILE)) != self.manifest:
+                raise layout.PreparedDataError(f"{self.path} was replaced (by `tower-zoo prepare`) after it was "
+                                               "opened; run the command again")
+            yield self
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -69,8 +98,8 @@ class PreparedDataset:
         return parse_schema(self.manifest["schema"], self.manifest["schema_path"], self.manifest["schema_base_dir"])
 
     def stale_sources(self) -> list[str]:
-        """Source files that changed (size, mtime or fingerprint) or disappeared since prepare: the
-        prepared data no longer matches them."""
+        """Source files that changed (size, mtime or fingerprint) or disappeared since prepare, and files the
+        schema's globs match now that it did not read: the prepared data no longer matches them."""
         stale = []
         for record in self.manifest["sources"]:
             path = record["path"]
@@ -79,7 +108,12 @@ class PreparedDataset:
                 continue
             if layout.source_record(path) != record:
                 stale.append(f"{path} (changed)")
-        return stale
+        recorded = {record["path"] for record in self.manifest["sources"]}
+        try:
+            matched = source_files(self.schema)
+        except FileNotFoundError:  # a glob matches nothing now: its files are listed as missing above
+            matched = []
+        return stale + [f"{os.path.abspath(path)} (new)" for path in matched if os.path.abspath(path) not in recorded]
 
     @property
     def label_names(self) -> list[str]:
@@ -97,8 +131,14 @@ class PreparedDataset:
         return self.manifest["parts"][part]
 
     def part_files(self, part: str) -> list[tuple[str, int]]:
-        """(absolute path, rows) of every shard of ``part``, in manifest order."""
-        return [(self._file(name), rows) for name, rows in self._part(part)["files"].items()]
+        """(absolute path, rows) of every shard of ``part``, in manifest order; the first time, each shard is
+        checked against its SHA-256 in the manifest (PreparedDataError naming the first that differs)."""
+        files = self._part(part)["files"]
+        if part not in self._verified_parts:
+            for name in files:
+                layout.verify_file(self._file(name), self.manifest["files"][name])
+            self._verified_parts.add(part)
+        return [(self._file(name), rows) for name, rows in files.items()]
 
     def num_rows(self, part: str) -> int:
         return int(self._part(part)["rows"])
@@ -176,5 +216,8 @@ class PreparedDataset:
         for side in ("users", "items"):
             info = stats[side]
             lines.append(f"{side}: {info['vocabulary']:,} in the vocabulary, coverage {info['coverage']:.2%}")
+        stale = self.stale_sources()
+        if stale:
+            lines.append(f"the sources changed since prepare: {', '.join(stale)}")
         return "\n".join(lines)
 

@@ -18,8 +18,6 @@ leaving the served path empty, half-written, or pointing at someone else's files
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import hashlib
 import os
 import pathlib
@@ -30,6 +28,7 @@ from typing import Any, Iterable
 from absl import logging
 
 from tower_zoo.fileio import apply_umask, read_json_record
+from tower_zoo.fileio import exchange_paths as _exchange  # a module name, so that tests can fake its absence
 
 MANIFEST = "manifest.json"
 # 2: raw-feature signatures, exact top-k and candidate-scorer SavedModels, users.parquet (1: encoded features).
@@ -38,8 +37,6 @@ STAGING_MARKER = ".tower_zoo_staging"
 LEFTOVER_KINDS = ("tmp", "old")
 # Manifest fields every format version has, with their JSON types (``load`` checks the fields of its kind).
 MANIFEST_FIELDS = {"format_version": int, "files": dict, "model_name": str, "feature_spec": dict}
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
 
 
 def sha256(path: pathlib.Path) -> str:
@@ -136,19 +133,6 @@ def make_staging(target: pathlib.Path) -> pathlib.Path:
     apply_umask(str(staging), directory=True)
     (staging / STAGING_MARKER).touch()
     return staging
-
-
-def _exchange(a: pathlib.Path, b: pathlib.Path) -> bool:
-    """Atomically swaps two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:
-        return False
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
 
 
 def install(staging: pathlib.Path, target: pathlib.Path) -> None:
