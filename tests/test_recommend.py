@@ -159,12 +159,14 @@ def test_recommend_errors_name_the_users_file_its_row_and_the_file_not_written(e
     (tmp_path / "garbage.parquet").write_bytes(b"not parquet at all")
     rows.iloc[:3].drop(columns=["history"]).to_parquet(tmp_path / "nohistory.parquet")
     (tmp_path / "adir.parquet").mkdir()
+    (tmp_path / "empty.csv").write_text("user_id,segment,history,exclude\n")
     cases = [("bad.parquet", f"users file '{tmp_path}/bad.parquet', rows 5-8: feature 'user_id': id 6.5 at row 6 "),
              ("bad.csv", f"users file '{tmp_path}/bad.csv': feature 'exclude': row 6 holds '7 seven'"),
              ("garbage.parquet", f"users file '{tmp_path}/garbage.parquet': "),
              ("nohistory.parquet", f"users file '{tmp_path}/nohistory.parquet', rows 1-3: the request lacks "
                                    "feature(s) ['history']"),
-             ("adir.parquet", f"users file '{tmp_path}/adir.parquet' is a directory, not a file")]
+             ("adir.parquet", f"users file '{tmp_path}/adir.parquet' is a directory, not a file"),
+             ("empty.csv", f"users file '{tmp_path}/empty.csv' holds no user rows")]
     for name, message in cases:
         code = run_cli(["tower-zoo", "recommend", f"--export_dir={path}", f"--out={tmp_path}/r.parquet", "--k=3",
                         "--chunk_size=4", f"--users={tmp_path / name}"])

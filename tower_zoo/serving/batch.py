@@ -69,12 +69,13 @@ def _split_cell(cell: Any, integer: bool, name: str, row: int) -> list:
 
 def _file_chunks(path: str, raw_inputs: dict[str, dict], chunk_size: int) -> Iterator[pd.DataFrame]:
     if path.endswith(".csv"):
-        yield from _csv_chunks(path, raw_inputs, chunk_size)
+        yield from (frame for frame in _csv_chunks(path, raw_inputs, chunk_size) if len(frame))
         return
     handle = pq.ParquetFile(path)
     wanted = [c for c in handle.schema_arrow.names if c in raw_inputs or c == EXCLUDE_COLUMN]
     for batch in handle.iter_batches(batch_size=chunk_size, columns=wanted):
-        yield batch.to_pandas()
+        if batch.num_rows:
+            yield batch.to_pandas()
 
 
 def user_chunks(path: str, raw_inputs: dict[str, dict], chunk_size: int) -> Iterator[pd.DataFrame]:
@@ -150,6 +151,7 @@ def _chunk_table(rows: pd.DataFrame, user_column: str, ids: np.ndarray, scores: 
 
 
 def _write_parquet(table_or_parts, temporary: pathlib.Path) -> None:
+    """A table, or the rows of Parquet part files (at least one) in order, as the Parquet file ``temporary``."""
     if isinstance(table_or_parts, pa.Table):
         pq.write_table(table_or_parts, temporary)
         return
@@ -158,9 +160,8 @@ def _write_parquet(table_or_parts, temporary: pathlib.Path) -> None:
         table = pq.read_table(part)
         writer = writer or pq.ParquetWriter(temporary, table.schema)
         writer.write_table(table)
-    if writer is None:
-        raise ValueError("no users to recommend for")
-    writer.close()
+    if writer is not None:
+        writer.close()
 
 
 def _write_atomic(table_or_parts, path: pathlib.Path) -> None:
@@ -217,6 +218,8 @@ def recommend(export_dir: str, out: str, k: int, users: str | None = None, chunk
         rows_read += len(rows)
         if progress:
             progress(count, rows_read)
+    if not rows_read:
+        raise ValueError(f"users file {source!r} holds no user rows")
     _write_atomic(done, target)
     shutil.rmtree(parts)
     return {"users": rows_read, "chunks": count, "resumed": skipped}
