@@ -5,8 +5,8 @@
     tower-zoo evaluate --run runs/dssm [--ks 10,50,100] [--noscann]
     tower-zoo benchmark --models mf,dssm --epochs 5 --out runs/bench
     tower-zoo export --run runs/dssm --export_dir exports/dssm
-    tower-zoo query --export_dir exports/dssm --user_id 1,2 --k 10
-    tower-zoo recommend --export_dir exports/dssm [--users users.parquet] --k 100 --out recs.parquet
+    tower-zoo query --export_dir exports/dssm --user_id 1,2 --k 10 [--include_seen]
+    tower-zoo recommend --export_dir exports/dssm [--users users.parquet] --k 100 --out recs.parquet [--include_seen]
     tower-zoo prepare --data my.yaml --out prepared/my [--memory_budget_mb 1024] [--overwrite]
     tower-zoo describe --data my.yaml [--plot popularity.png]
 
@@ -88,6 +88,9 @@ flags.DEFINE_string("plot", None, "describe: write the item popularity plot (PNG
 flags.DEFINE_string("users", None, "recommend: Parquet or CSV file of raw user rows (one column per user feature, "
                     "optional `exclude` lists); default: the users stored in the export.")
 flags.DEFINE_integer("chunk_size", 1024, "recommend: users per chunk (memory bound and resume unit).")
+flags.DEFINE_boolean("include_seen", False, "query, recommend: also return the items a user has already seen "
+                     "(the export's stored `exclude` items, or the --users file's `exclude` column); by default "
+                     "they are left out.")
 
 
 def _require(name: str, predicate: Callable[[Any], bool], requirement: str) -> None:
@@ -377,7 +380,7 @@ def cmd_query() -> None:
                          "pre-ranking candidate scorer (its scorer/ SavedModel scores given candidate ids)")
     if FLAGS.k > len(retriever.item_ids):
         raise UsageError(f"--k {FLAGS.k} exceeds the {len(retriever.item_ids)} items of export {FLAGS.export_dir!r}")
-    ids, scores = retriever.search_users(user_ids, FLAGS.k)
+    ids, scores = retriever.search_users(user_ids, FLAGS.k, include_seen=FLAGS.include_seen)
     for user, row, row_scores in zip(user_ids, ids, scores):
         print(f"user {user}:")
         for rank, (item, score) in enumerate(zip(row, row_scores), start=1):
@@ -390,7 +393,8 @@ def cmd_recommend() -> None:
 
     if not FLAGS.export_dir or not FLAGS.out:
         raise UsageError("recommend needs --export_dir DIR (a retrieval export) and --out FILE (Parquet)")
-    summary = recommend(FLAGS.export_dir, FLAGS.out, FLAGS.k, FLAGS.users, FLAGS.chunk_size, FLAGS.overwrite)
+    summary = recommend(FLAGS.export_dir, FLAGS.out, FLAGS.k, FLAGS.users, FLAGS.chunk_size, FLAGS.overwrite,
+                        include_seen=FLAGS.include_seen)
     resumed = f", {summary['resumed']} chunk(s) resumed" if summary["resumed"] else ""
     print(f"top-{FLAGS.k} for {summary['users']:,} users written to {FLAGS.out} ({summary['chunks']} chunk(s)"
           f"{resumed})")

@@ -2,14 +2,15 @@
 directory locks.
 
 * ``write_json_atomic``: a reader sees the old file or the new one, never a partial one; ``read_json_record``
-  reads one back, or says which file and which field is missing or malformed.
+  reads one back, or says which file and which field is missing or malformed. ``is_regular_file`` tells a
+  missing file from one that cannot be read or is a directory.
 * ``apply_umask``: temporary files and directories (``mkstemp`` / ``mkdtemp``) are created 0600 / 0700
   whatever the umask; once renamed into place they get the permissions an ordinary ``open`` or ``mkdir``
   would have given them, so a teammate can read a run or serve an export when the umask allows it.
 * ``exchange_paths``: swaps two paths in one ``renameat2(RENAME_EXCHANGE)`` call where the file system has it,
   so a directory is replaced without a moment in which its path is empty.
-* ``directory_lock``: an exclusive ``flock`` on a directory, held for a block of code and released by the
-  kernel when the process exits or dies, so a crash never leaves a stale lock behind.
+* ``directory_lock``: an exclusive (or, for readers, shared) ``flock`` on a directory, held for a block of
+  code and released by the kernel when the process exits or dies, so a crash never leaves a stale lock behind.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 from typing import Any, Iterator, Mapping
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-_HELD_LOCKS: dict[str, list[int]] = {}  # real path -> [file descriptor, nesting depth]
+_HELD_LOCKS: dict[str, list] = {}  # real path -> [file descriptor, nesting depth, shared]
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
                bool: "true or false"}
 
@@ -72,13 +74,36 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
         raise
 
 
+def permission_denied(path: str, what: str) -> PermissionError:
+    """The error for a file this process may not read, naming ``what`` (e.g. "run file") and the path."""
+    return PermissionError(f"{what} {path!r} cannot be read (permission denied)")
+
+
+def is_regular_file(path: str, what: str) -> bool:
+    """True when ``path`` is a regular file, False when nothing is there; PermissionError (a directory on the
+    way may not be searched) or ValueError (a directory or another kind of file) naming ``what`` and the path."""
+    try:
+        status = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except PermissionError:
+        raise permission_denied(path, what) from None
+    if not stat.S_ISREG(status.st_mode):
+        kind = "a directory" if stat.S_ISDIR(status.st_mode) else "not a regular file"
+        raise ValueError(f"{what} {path!r} is {kind}, not a file")
+    return True
+
+
 def read_json_record(path: str, fields: Mapping[str, type], what: str) -> dict[str, Any]:
     """The JSON object in ``path`` (which must exist), with each of ``fields`` present and of its JSON type.
 
-    ValueError naming ``what`` (e.g. "run file"), the path and the field otherwise."""
+    ValueError naming ``what`` (e.g. "run file"), the path and the field otherwise; PermissionError naming them
+    when the file may not be read."""
     try:
         with open(path, encoding="utf-8") as handle:
             record = json.load(handle)
+    except PermissionError:
+        raise permission_denied(path, what) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{what} {path!r} is corrupt: {err}") from err
     if not isinstance(record, dict):
@@ -112,24 +137,29 @@ def holds(directory: str | os.PathLike, path: str | os.PathLike) -> bool:
 
 
 @contextlib.contextmanager
-def directory_lock(directory: str, blocking: bool = True) -> Iterator[None]:
-    """Holds an exclusive ``flock`` on ``directory`` (which must exist) for the ``with`` block.
+def directory_lock(directory: str, blocking: bool = True, shared: bool = False) -> Iterator[None]:
+    """Holds an exclusive ``flock`` on ``directory`` (which must exist) for the ``with`` block; ``shared``: a
+    shared one (readers), which any number of processes may hold at once but not beside an exclusive one.
 
-    Re-entrant within one process. Without ``blocking``, raises ``BlockingIOError`` at once when another
-    process holds it. The kernel releases the lock when the process exits, however it ends."""
+    Re-entrant within one process (a shared request inside an exclusive hold gets the exclusive lock; an
+    exclusive request inside a shared hold is a RuntimeError, as flock cannot upgrade atomically). Without
+    ``blocking``, raises ``BlockingIOError`` at once when another process holds it. The kernel releases the
+    lock when the process exits, however it ends."""
     key = os.path.realpath(directory)
     if key in _HELD_LOCKS:
+        if _HELD_LOCKS[key][2] and not shared:
+            raise RuntimeError(f"{directory!r}: an exclusive lock was requested while this process holds a shared one")
         _HELD_LOCKS[key][1] += 1
     else:
         fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB))
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.EWOULDBLOCK, errno.EACCES):
                 raise BlockingIOError(err.errno, f"{directory!r} is locked by another process") from err
             raise
-        _HELD_LOCKS[key] = [fd, 1]
+        _HELD_LOCKS[key] = [fd, 1, shared]
     try:
         yield
     finally:

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import pandas as pd
 
-from tower_zoo.fileio import directory_lock, read_json_record
+from tower_zoo.fileio import directory_lock, is_regular_file, read_json_record
 from tower_zoo.training.config import RESUMABLE_OPTIONS
 
 RUN_FILE = "run.json"
@@ -42,9 +42,10 @@ class RunInUseError(OSError):
 
 
 def read_run(run_dir: str) -> dict[str, Any]:
-    """The parsed ``run.json`` of ``run_dir``; a clear error if it is missing, unreadable or malformed."""
+    """The parsed ``run.json`` of ``run_dir``; one error naming the file if it is missing, may not be read, is not
+    a file, or is malformed."""
     path = os.path.join(run_dir, RUN_FILE)
-    if not os.path.isfile(path):
+    if not is_regular_file(path, "run file"):
         raise FileNotFoundError(f"{run_dir!r} is not a tower_zoo run directory: {RUN_FILE} not found")
     record = read_json_record(path, RUN_FIELDS, "run file")
     if not isinstance(record.get("history", []), list):

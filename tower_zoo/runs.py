@@ -99,9 +99,10 @@ def _settings(model_name: str, dataset: str, data_dir: str | None, model_overrid
 def training_inputs(model, split: RetrievalSplit, trainer_config, hard_negatives_from: str | None = None,
                     hard_rank_range: tuple[int, int] = (101, 500),
                     objective_weights: Mapping[str, float] | None = None,
-                    allow_data_change: bool = False) -> dict[str, Any]:
+                    allow_data_change: bool = False, dataset: str | None = None) -> dict[str, Any]:
     """The keyword arguments of ``Trainer.fit`` beyond the examples: the item table, hard negatives
-    mined with the model of run ``hard_negatives_from``, and multi-objective labels or weights
+    mined with the model of run ``hard_negatives_from`` (trained on the same ``dataset``, when it is given;
+    read as a reader, so a run still training there is not disturbed), and multi-objective labels or weights
     (objectives from ratings: click = any rating, like = rating >= 4, love = the top rating); for task="ranking", the
     like labels of every exposure."""
     examples = split.examples("train")
@@ -116,7 +117,9 @@ def training_inputs(model, split: RetrievalSplit, trainer_config, hard_negatives
     if trainer_config.hard_negatives:
         if not hard_negatives_from:
             raise ValueError("hard_negatives > 0 needs a previous run to mine them from (--hard_negatives_from DIR)")
-        miner = read_run(hard_negatives_from)["model"]
+        miner_record = read_run(hard_negatives_from)
+        check_same_dataset(miner_record, dataset, hard_negatives_from)
+        miner = miner_record["model"]
         if is_ranking(miner):
             raise ValueError(f"--hard_negatives_from {hard_negatives_from}: {miner!r} is {model_kind(miner)}: hard "
                              "negatives are mined from the full-corpus ranking of a retrieval model")
@@ -129,6 +132,16 @@ def training_inputs(model, split: RetrievalSplit, trainer_config, hard_negatives
     elif objective_weights:
         inputs["sample_weight"] = fuse_label_weights(labels, objective_weights)
     return inputs
+
+
+def check_same_dataset(miner_record: Mapping[str, Any], dataset: str | None, miner_dir: str) -> None:
+    """ValueError naming both datasets when run ``miner_dir`` was trained on another dataset than ``dataset``."""
+    theirs = miner_record["dataset"]
+    if dataset is None or theirs == dataset:
+        return
+    where = f" ({miner_record['data']})" if miner_record.get("data") else ""
+    raise ValueError(f"--hard_negatives_from {miner_dir}: that run was trained on another dataset, {theirs!r}{where}, "
+                     f"and this run trains on {dataset!r}; mine hard negatives from a run on the same dataset")
 
 
 def hard_band_width(split: RetrievalSplit, rank_range: tuple[int, int]) -> int:
@@ -249,7 +262,7 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
         model = create_model(model_name, data.feature_spec, **model_overrides)
         check_against_data(split, trainer_config, ks, hard_rank_range)
         inputs = training_inputs(model, split, trainer_config, hard_negatives_from, hard_rank_range,
-                                 objective_weights, allow_data_change)
+                                 objective_weights, allow_data_change, dataset)
         write_json_atomic(os.path.join(out_dir, RUN_FILE), {**record, "status": "training"})
         if verbose:
             print(f"{data.summary()}\ntraining {model_name} on {len(split.train):,} interactions, "

@@ -2,13 +2,16 @@
 
 ``recommend(export_dir, out, k, users=None)`` reads raw user rows in chunks (``users``: a Parquet or CSV file
 with one column per user feature and optionally ``exclude``; None: the users stored in the export), runs each
-chunk through ``retrieval/`` (signature ``exclude`` when rows carry their seen items) and writes
-``user_id, rank, item_id, score`` rows (rank 1 = best; a user with fewer than k eligible items gets fewer rows).
+chunk through ``retrieval/`` (signature ``exclude`` when rows carry their seen items, the default; with
+``include_seen`` they are not excluded) and writes ``user_id, rank, item_id, score`` rows (rank 1 = best; a user
+with fewer than k eligible items gets fewer rows).
 
 Memory is bounded by one chunk. Each finished chunk is a file in ``.NAME.parts/`` beside ``out``, written
-under a temporary name and renamed; a rerun with the same export, input file, k and chunk size skips the
-chunks already there (other settings start over). The parts are merged into ``out`` through a temporary file
-and one rename, then removed. In CSV, a sequence cell holds its values separated by spaces.
+under a temporary name and renamed; a rerun with the same export, input file content (its SHA-256), k, chunk
+size and ``include_seen`` skips the chunks already there (anything else starts over). The parts are merged into
+``out`` through a temporary file and one rename, then removed. In CSV, a sequence cell holds its values
+separated by spaces. Errors name the users file and the row (data rows counted from 1, the header not counted,
+as in every file error of tower_zoo), or the file that could not be written.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow as tf
 
-from tower_zoo.fileio import apply_umask, write_json_atomic
+from tower_zoo.fileio import apply_umask, is_regular_file, write_json_atomic
 from tower_zoo.serving.directory import MANIFEST, sha256
 from tower_zoo.serving.export import USERS_FILE, padding_of, read_export_manifest
 from tower_zoo.serving.requests import call_signature, id_matrix, request_arrays
@@ -33,6 +36,11 @@ from tower_zoo.serving.retriever import EXCLUDE_COLUMN
 from tower_zoo.serving.scorer import signature_inputs
 
 PROGRESS_FILE = "progress.json"
+
+
+def _reason(err: BaseException) -> str:
+    """What went wrong, without the file name the caller adds."""
+    return (err.strerror if isinstance(err, OSError) and err.strerror else str(err)) or type(err).__name__
 
 
 def _csv_chunks(path: str, raw_inputs: dict[str, dict], chunk_size: int) -> Iterator[pd.DataFrame]:
@@ -55,18 +63,28 @@ def _split_cell(cell: Any, integer: bool, name: str, row: int) -> list:
     try:
         return [int(v) for v in values]
     except ValueError:
-        raise ValueError(f"feature {name!r}: row {row} holds {cell!r}, not integer ids separated by spaces") from None
+        raise ValueError(f"feature {name!r}: row {row + 1} holds {cell!r}, not integer ids separated by spaces") \
+            from None
 
 
-def user_chunks(path: str, raw_inputs: dict[str, dict], chunk_size: int) -> Iterator[pd.DataFrame]:
-    """DataFrames of at most ``chunk_size`` raw user rows from a Parquet or CSV file."""
+def _file_chunks(path: str, raw_inputs: dict[str, dict], chunk_size: int) -> Iterator[pd.DataFrame]:
     if path.endswith(".csv"):
-        yield from _csv_chunks(path, raw_inputs, chunk_size)
+        yield from (frame for frame in _csv_chunks(path, raw_inputs, chunk_size) if len(frame))
         return
     handle = pq.ParquetFile(path)
     wanted = [c for c in handle.schema_arrow.names if c in raw_inputs or c == EXCLUDE_COLUMN]
     for batch in handle.iter_batches(batch_size=chunk_size, columns=wanted):
-        yield batch.to_pandas()
+        if batch.num_rows:
+            yield batch.to_pandas()
+
+
+def user_chunks(path: str, raw_inputs: dict[str, dict], chunk_size: int) -> Iterator[pd.DataFrame]:
+    """DataFrames of at most ``chunk_size`` raw user rows from a Parquet or CSV file; a file that cannot be
+    read, or a cell that cannot be parsed, is one ValueError naming the file (and the row)."""
+    try:
+        yield from _file_chunks(path, raw_inputs, chunk_size)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise ValueError(f"users file {path!r}: {_reason(err)}") from None
 
 
 class TopKModel:
@@ -78,20 +96,29 @@ class TopKModel:
         self.inputs = signature_inputs(self._plain)
         self.padding, self.padding_id = padding_of(manifest), manifest["padding_id"]
 
-    def __call__(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        arrays = request_arrays(self.inputs, rows, self.padding)
-        if EXCLUDE_COLUMN in rows:
-            excluded = id_matrix(list(rows[EXCLUDE_COLUMN]), self.padding_id, EXCLUDE_COLUMN)
+    def __call__(self, rows: pd.DataFrame, include_seen: bool = False,
+                 first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of ``rows``, their ``exclude`` items left out unless ``include_seen``; errors number the rows
+        from ``first_row``."""
+        arrays = request_arrays(self.inputs, rows, self.padding, first_row)
+        if EXCLUDE_COLUMN in rows and not include_seen:
+            excluded = id_matrix(list(rows[EXCLUDE_COLUMN]), self.padding_id, EXCLUDE_COLUMN, first_row)
             found = call_signature(self._excluding, {**arrays, "exclude_ids": excluded})
         else:
             found = call_signature(self._plain, arrays)
         return found["ids"], found["scores"]
 
 
-def _fingerprint(export_dir: pathlib.Path, source: str, k: int, chunk_size: int) -> dict[str, Any]:
-    status = os.stat(source)
+def _fingerprint(export_dir: pathlib.Path, source: str, k: int, chunk_size: int,
+                 include_seen: bool) -> dict[str, Any]:
+    """What finished chunks were computed from: the export, the users file's content (not its size and time,
+    which a replaced file can share), k, the chunk size and whether seen items were excluded."""
+    try:
+        users_sha256 = sha256(pathlib.Path(source))
+    except OSError as err:
+        raise ValueError(f"users file {source!r}: {_reason(err)}") from None
     return {"export_manifest": sha256(export_dir / MANIFEST), "users": os.path.abspath(source),
-            "users_size": status.st_size, "users_mtime_ns": status.st_mtime_ns, "k": k, "chunk_size": chunk_size}
+            "users_sha256": users_sha256, "k": k, "chunk_size": chunk_size, "include_seen": include_seen}
 
 
 def _parts_dir(out: pathlib.Path, fingerprint: dict[str, Any]) -> pathlib.Path:
@@ -123,29 +150,37 @@ def _chunk_table(rows: pd.DataFrame, user_column: str, ids: np.ndarray, scores: 
                      "score": scores[found].astype(np.float32)})
 
 
+def _write_parquet(table_or_parts, temporary: pathlib.Path) -> None:
+    """A table, or the rows of Parquet part files (at least one) in order, as the Parquet file ``temporary``."""
+    if isinstance(table_or_parts, pa.Table):
+        pq.write_table(table_or_parts, temporary)
+        return
+    writer = None
+    for part in table_or_parts:
+        table = pq.read_table(part)
+        writer = writer or pq.ParquetWriter(temporary, table.schema)
+        writer.write_table(table)
+    if writer is not None:
+        writer.close()
+
+
 def _write_atomic(table_or_parts, path: pathlib.Path) -> None:
+    """Writes a table (or the concatenation of Parquet parts) to ``path`` through a temporary file and a
+    rename; an OSError (a full disk, a read-only directory) names ``path``."""
     temporary = path.parent / f".{path.name}.tmp-{os.getpid()}"
     try:
-        if isinstance(table_or_parts, pa.Table):
-            pq.write_table(table_or_parts, temporary)
-        else:
-            writer = None
-            for part in table_or_parts:
-                table = pq.read_table(part)
-                writer = writer or pq.ParquetWriter(temporary, table.schema)
-                writer.write_table(table)
-            if writer is None:
-                raise ValueError("no users to recommend for")
-            writer.close()
+        _write_parquet(table_or_parts, temporary)
         apply_umask(str(temporary))
         os.replace(temporary, path)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write it: {_reason(err)}", str(path)) from err
     finally:
         if temporary.exists():
             temporary.unlink()
 
 
 def recommend(export_dir: str, out: str, k: int, users: str | None = None, chunk_size: int = 1024,
-              overwrite: bool = False, progress=None) -> dict[str, Any]:
+              overwrite: bool = False, progress=None, include_seen: bool = False) -> dict[str, Any]:
     """See the module docstring. Returns {"users": rows read, "chunks": total, "resumed": chunks skipped}."""
     root = pathlib.Path(export_dir).resolve()
     manifest = read_export_manifest(root)
@@ -157,7 +192,7 @@ def recommend(export_dir: str, out: str, k: int, users: str | None = None, chunk
     if chunk_size < 1:
         raise ValueError(f"--chunk_size must be >= 1, got {chunk_size}")
     source = users or str(root / USERS_FILE)
-    if not os.path.isfile(source):
+    if not is_regular_file(source, "users file"):
         raise FileNotFoundError(f"{source!r}: no such users file" if users else
                                 f"export {str(root)!r} stores no users; pass --users FILE")
     target = pathlib.Path(out).resolve()
@@ -165,7 +200,7 @@ def recommend(export_dir: str, out: str, k: int, users: str | None = None, chunk
     if target.exists() and not overwrite and not parts_name.is_dir():
         raise FileExistsError(f"{str(target)!r} exists; pass --overwrite to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    parts = _parts_dir(target, _fingerprint(root, source, k, chunk_size))
+    parts = _parts_dir(target, _fingerprint(root, source, k, chunk_size, include_seen))
     model, user_column = TopKModel(root, manifest), manifest["feature_spec"]["user_id_feature"]
     done, count, rows_read, skipped = [], 0, 0, 0
     for count, rows in enumerate(user_chunks(source, manifest["raw_inputs"], chunk_size), start=1):
@@ -175,13 +210,16 @@ def recommend(export_dir: str, out: str, k: int, users: str | None = None, chunk
             skipped += 1
         else:
             try:
-                ids, scores = model(rows)
+                ids, scores = model(rows, include_seen, first_row=rows_read + 1)
             except ValueError as err:
-                raise ValueError(f"users rows {rows_read}-{rows_read + len(rows) - 1} of {source!r}: {err}") from None
+                raise ValueError(f"users file {source!r}, rows {rows_read + 1}-{rows_read + len(rows)}: {err}") \
+                    from None
             _write_atomic(_chunk_table(rows, user_column, ids, scores, k), part)
         rows_read += len(rows)
         if progress:
             progress(count, rows_read)
+    if not rows_read:
+        raise ValueError(f"users file {source!r} holds no user rows")
     _write_atomic(done, target)
     shutil.rmtree(parts)
     return {"users": rows_read, "chunks": count, "resumed": skipped}

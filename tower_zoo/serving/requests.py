@@ -33,9 +33,11 @@ def _column(values: Any) -> list | np.ndarray:
     raise ValueError(f"expected one value per row (a list or array), got {type(values).__name__}")
 
 
-def _scalars(name: str, values, dtype: tf.DType, rows: Any = None) -> np.ndarray:
-    """One flat array of ``dtype`` from ``values`` (already one level deep), or a ValueError naming them."""
-    where = (lambda i: f" at row {rows[i]}") if rows is not None else (lambda i: f" at row {i}")
+def _scalars(name: str, values, dtype: tf.DType, rows: Any = None, first_row: int = 0) -> np.ndarray:
+    """One flat array of ``dtype`` from ``values`` (already one level deep), or a ValueError naming them (rows
+    numbered from ``first_row``; ``rows``: the row of each value, when they are a flattened sequence)."""
+    where = ((lambda i: f" at row {rows[i] + first_row}") if rows is not None else
+             (lambda i: f" at row {i + first_row}"))
     if not isinstance(values, np.ndarray) or values.dtype == object:
         nested = [i for i, v in enumerate(values) if isinstance(v, (list, tuple, np.ndarray))]
         if nested:
@@ -68,31 +70,35 @@ def _scalars(name: str, values, dtype: tf.DType, rows: Any = None) -> np.ndarray
     return numbers
 
 
-def _sequence(name: str, values, dtype: tf.DType, padding) -> np.ndarray:
-    """A ragged list of rows (or a 2-D array) -> a right-padded [rows, T] matrix (T >= 1)."""
+def _sequence(name: str, values, dtype: tf.DType, padding, first_row: int = 0) -> np.ndarray:
+    """A ragged list of rows (or a 2-D array) -> a right-padded [rows, T] matrix (T >= 1); errors number the
+    rows from ``first_row``."""
     if isinstance(values, np.ndarray) and values.ndim == 2:
         values = list(values)
     lists = []
     for row, value in enumerate(values):
         if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-            raise ValueError(f"feature {name!r}: expected a list of values at row {row}, got {_shown(value)!r}")
+            raise ValueError(f"feature {name!r}: expected a list of values at row {row + first_row}, got "
+                             f"{_shown(value)!r}")
         lists.append(list(value))
     width = max([len(v) for v in lists] + [1])
     flat = [x for v in lists for x in v]
     lengths = np.asarray([len(v) for v in lists])
     flat_rows = np.repeat(np.arange(len(lists)), lengths)
-    codes = _scalars(name, np.asarray(flat, dtype=object) if flat else np.zeros(0, np.int64), dtype, flat_rows)
+    codes = _scalars(name, np.asarray(flat, dtype=object) if flat else np.zeros(0, np.int64), dtype, flat_rows,
+                     first_row)
     out = np.full((len(lists), width), padding, dtype=object if dtype == tf.string else np.int64)
     out[flat_rows, np.concatenate([np.arange(n) for n in lengths]) if flat else []] = codes
     return out
 
 
 def request_arrays(signature: Mapping[str, tf.TensorSpec], values: Mapping[str, Any],
-                   padding: Mapping[str, Any]) -> dict[str, np.ndarray]:
+                   padding: Mapping[str, Any], first_row: int = 0) -> dict[str, np.ndarray]:
     """``values`` ({name: column} or a DataFrame) checked against ``signature`` (raw inputs by name).
 
     ``padding``: the sentinel of each sequence feature. Extra DataFrame columns that are not features are an
-    error only for a mapping (a DataFrame may carry ids or display columns)."""
+    error only for a mapping (a DataFrame may carry ids or display columns). Errors number the rows from
+    ``first_row`` (0: the request's own rows; a file reader passes its rows' place in the file)."""
     columns = list(values.columns) if hasattr(values, "columns") else list(values)
     unknown = sorted(set(columns) - set(signature))
     if unknown and not hasattr(values, "columns"):
@@ -110,9 +116,9 @@ def request_arrays(signature: Mapping[str, tf.TensorSpec], values: Mapping[str, 
         if len(column) == 0:
             raise ValueError(f"empty batch: feature {name!r} has 0 rows")
         if spec.shape.rank == 2:
-            arrays[name] = _sequence(name, column, spec.dtype, padding[name])
+            arrays[name] = _sequence(name, column, spec.dtype, padding[name], first_row)
         else:
-            arrays[name] = _scalars(name, column, spec.dtype)
+            arrays[name] = _scalars(name, column, spec.dtype, first_row=first_row)
         if reference is None:
             reference = (name, len(arrays[name]))
         elif len(arrays[name]) != reference[1]:
@@ -121,9 +127,9 @@ def request_arrays(signature: Mapping[str, tf.TensorSpec], values: Mapping[str, 
     return arrays
 
 
-def id_matrix(lists, padding_id: int, name: str) -> np.ndarray:
+def id_matrix(lists, padding_id: int, name: str, first_row: int = 0) -> np.ndarray:
     """Ragged lists of raw int64 ids (candidates, excluded items) -> a right-padded int64 [rows, T] matrix."""
-    return _sequence(name, lists, tf.int64, padding_id)
+    return _sequence(name, lists, tf.int64, padding_id, first_row)
 
 
 def _request_error(err: tf.errors.InvalidArgumentError) -> str:

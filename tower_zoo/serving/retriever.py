@@ -7,7 +7,11 @@ answer the same calls:
 * ``search_raw(raw user rows, k, exclude=None)``: the rows as a client holds them (a DataFrame, or
   {feature: values}; histories as lists of raw item ids), encoded by the export's SavedModel or, in memory,
   by ``FeatureSpec.encode``;
-* ``search_users(user_ids, k)``: users whose raw rows the export stores (``users.parquet``), by raw id.
+* ``search_users(user_ids, k, include_seen=False)``: users whose raw rows the export stores (``users.parquet``),
+  by raw id; the items each has seen (the stored ``exclude`` column) are left out unless ``include_seen``, as in
+  ``tower-zoo query`` and ``recommend``.
+
+``k`` must be an integer from 1 to the corpus size (a ValueError naming both otherwise, before any work).
 """
 
 from __future__ import annotations
@@ -104,12 +108,20 @@ class Retriever:
             logging.warning("unknown values mapped to OOV buckets: %s", new)
         return encoded
 
+    def check_k(self, k: Any) -> None:
+        """ValueError naming ``k`` and the corpus size unless ``k`` is an integer from 1 to that size."""
+        corpus = len(self.item_ids)
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= corpus:
+            raise ValueError(f"k must be an integer from 1 to the corpus size ({corpus} items), got k={k!r}")
+
     def search(self, user_features: Mapping[str, np.ndarray], k: int = 10,
                exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        self.check_k(k)
         return self.index.search(self.user_vectors(user_features), k, exclude)
 
     def search_raw(self, rows: Any, k: int = 10,
                    exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        self.check_k(k)
         return self.index.search(self.raw_user_vectors(rows), k, exclude)
 
     def known_user_rows(self, user_ids: Sequence[Any]) -> pd.DataFrame:
@@ -129,8 +141,10 @@ class Retriever:
         return self.users.iloc[rows].reset_index(drop=True)
 
     def search_users(self, user_ids: Sequence[int], k: int = 10,
-                     exclude_seen: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Serves users known at export time by raw id (``exclude_seen``: not their stored ``exclude`` items)."""
+                     include_seen: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Serves users known at export time by raw id; their stored ``exclude`` items (what each has seen) are
+        left out unless ``include_seen``."""
+        self.check_k(k)
         rows = self.known_user_rows(user_ids)
-        exclude = list(rows[EXCLUDE_COLUMN]) if exclude_seen and EXCLUDE_COLUMN in rows else None
+        exclude = list(rows[EXCLUDE_COLUMN]) if not include_seen and EXCLUDE_COLUMN in rows else None
         return self.search_raw(rows[self.user_feature_names], k, exclude)

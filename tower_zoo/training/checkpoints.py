@@ -12,14 +12,22 @@ A checkpoint directory holds TensorFlow checkpoints ``ckpt-<epoch>.index`` / ``.
 atomically (temp file + rename), and only then deletes checkpoints beyond ``max_to_keep``. A crash at
 any point leaves a manifest that lists only complete, verified checkpoints; files it does not list
 (a killed save's ``ckpt-N.*`` or TensorFlow's ``ckpt-N_temp`` directories) are removed by the next
-save or restore. ``newest_verified`` walks the manifest from the newest entry and returns the first
-checkpoint whose files all match their checksums, so a damaged newest checkpoint falls back to the one
-before it; a directory with checkpoints but none usable is an error, never a silent restart.
-TensorFlow's own ``checkpoint`` state file is neither written nor read.
+save or by the owner's ``restore`` (a resume), never by a reader. ``newest_verified`` walks the manifest from
+the newest entry and returns the first checkpoint whose files all match their checksums, so a damaged newest
+checkpoint falls back to the one before it; a directory with checkpoints but none usable is an error, never a
+silent restart. TensorFlow's own ``checkpoint`` state file is neither written nor read.
+
+Readers (``read_weights``: an export, an evaluation, hard-negative mining, a warm start) may run while a trainer
+writes the directory. They touch no file, and they hold a shared ``flock`` on the directory only while they
+choose and read a checkpoint; ``save`` and the owner's ``restore`` hold it exclusively for their own steps (write,
+record, drop). So a reader never sees, or deletes, a checkpoint whose files are written but not yet recorded, a
+save never deletes a checkpoint a reader is reading, and each waits for the other at most one checkpoint read or
+write, never for a whole export or training run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,7 +38,7 @@ from typing import Any, Mapping
 import tensorflow as tf
 from absl import logging
 
-from tower_zoo.fileio import write_json_atomic
+from tower_zoo.fileio import directory_lock, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 2
@@ -160,12 +168,11 @@ class CheckpointStore:
         self._pending_change = changed
 
     def newest_verified(self) -> tuple[str, int] | None:
-        """(prefix, epoch) of the newest intact checkpoint, or None for an empty directory.
+        """(prefix, epoch) of the newest intact checkpoint, or None for an empty directory; touches no file.
 
         A damaged newest checkpoint is skipped with a warning; ValueError when checkpoints are listed but
         none is intact."""
         manifest = self._manifest()
-        self.cleanup(manifest)
         if manifest is None or not manifest["checkpoints"]:
             return None
         self._check_settings(manifest)
@@ -178,10 +185,13 @@ class CheckpointStore:
             logging.warning("checkpoint %s is damaged, trying an older one: %s", entry["name"], "; ".join(bad))
         raise ValueError(f"no intact checkpoint in {self.directory!r}: " + " | ".join(problems))
 
-    def restore(self, checkpoint: tf.train.Checkpoint, weights_only: bool = False) -> int:
-        """Restores the newest intact checkpoint into ``checkpoint``'s objects; returns its epoch (0: none).
+    def _locked(self, shared: bool):
+        """The directory's lock (shared for readers, exclusive for writers); nothing to lock when it is absent."""
+        if not os.path.isdir(self.directory):
+            return contextlib.nullcontext()
+        return directory_lock(self.directory, shared=shared)
 
-        ``weights_only``: the model's weights only (a warm start or an evaluation), not optimizer state."""
+    def _read(self, checkpoint: tf.train.Checkpoint, weights_only: bool) -> int:
         found = self.newest_verified()
         if found is None:
             return 0
@@ -191,11 +201,29 @@ class CheckpointStore:
         logging.info("restored %s (epoch %d)", prefix, epoch)
         return epoch
 
+    def restore(self, checkpoint: tf.train.Checkpoint) -> int:
+        """The owner's resume (the caller holds the run): removes files the manifest does not list (an interrupted
+        save's), then restores the newest intact checkpoint into ``checkpoint``'s objects, optimizer state
+        included; returns its epoch (0: none)."""
+        with self._locked(shared=False):
+            self.cleanup(self._manifest())
+            return self._read(checkpoint, weights_only=False)
+
+    def read_weights(self, checkpoint: tf.train.Checkpoint) -> int:
+        """A reader's restore (an export, evaluation, hard-negative mining, warm start): the model weights of the
+        newest intact checkpoint, read under the shared lock; deletes nothing. Returns its epoch (0: none)."""
+        with self._locked(shared=True):
+            return self._read(checkpoint, weights_only=True)
+
     # ------------------------------------------------------------------ writing
     def save(self, checkpoint: tf.train.Checkpoint, epoch: int) -> str:
         """Writes checkpoint ``ckpt-<epoch>``, records it in the manifest, drops the oldest beyond
-        ``max_to_keep``; returns its prefix."""
+        ``max_to_keep``; returns its prefix. Holds the directory's lock exclusively meanwhile."""
         os.makedirs(self.directory, exist_ok=True)
+        with directory_lock(self.directory):
+            return self._save(checkpoint, epoch)
+
+    def _save(self, checkpoint: tf.train.Checkpoint, epoch: int) -> str:
         manifest = self._manifest()
         if manifest is None:  # claim the directory before the first write, so a killed save's files are ours
             manifest = {"checkpoints": [], "training_settings": self.settings}
@@ -243,9 +271,10 @@ def _remove(path: str) -> None:
 
 def restore_latest_weights(model, checkpoint_dir: str) -> int:
     """Restores the weights (not optimizer state) of the newest intact checkpoint in ``checkpoint_dir`` into
-    ``model`` (built); returns its epoch. FileNotFoundError when there is none; ValueError for a checkpoint
-    of another model/config/spec or when none is intact."""
-    epoch = CheckpointStore(checkpoint_dir, model).restore(tf.train.Checkpoint(model=model), weights_only=True)
+    ``model`` (built), as a reader (``CheckpointStore.read_weights``: no file is touched); returns its epoch.
+    FileNotFoundError when there is none; ValueError for a checkpoint of another model/config/spec or when none
+    is intact."""
+    epoch = CheckpointStore(checkpoint_dir, model).read_weights(tf.train.Checkpoint(model=model))
     if epoch == 0:
         raise FileNotFoundError(f"no checkpoint in {checkpoint_dir!r} (training not finished?)")
     return epoch

@@ -133,8 +133,7 @@ class Trainer:
         """Loads the model weights (not the optimizer or epoch) of the newest intact checkpoint in
         ``checkpoint_dir``, written for the same model, config and feature spec: the start of an
         incremental update on new data."""
-        restored = CheckpointStore(checkpoint_dir, self.model).restore(tf.train.Checkpoint(model=self.model),
-                                                                      weights_only=True)
+        restored = CheckpointStore(checkpoint_dir, self.model).read_weights(tf.train.Checkpoint(model=self.model))
         if not restored:
             raise FileNotFoundError(f"no checkpoint to warm-start from in {checkpoint_dir!r}")
 
