@@ -201,6 +201,20 @@ def test_a_null_inside_a_multi_valued_list_is_one_error(tmp_path):
         prepare(str(schema_file), str(tmp_path / "out"))
 
 
+def test_a_list_longer_than_any_history_without_max_length_is_refused(tmp_path):
+    features = {"user": {}, "item": {"tags": {"kind": "multi_valued"}}}  # max_length: the longest list
+    directory, schema_file = _source(tmp_path, features=features)
+
+    def edit(frame):
+        frame.at[5, "tags"] = ["x"] * 100_001
+        return frame
+
+    _edit(directory / "items.parquet", edit)
+    with pytest.raises(ValueError, match=r"items\.parquet row 6: column 'tags' \(multi-valued feature 'tags'\) holds "
+                                         r"100,001 values, more than 100,000; set max_length"):
+        prepare(str(schema_file), str(tmp_path / "out"))
+
+
 # ============================================================================= items 13-14: schema values
 def _parse(**overrides):
     return parse_schema({**schema_dict(), **overrides}, "my.yaml", "/data")
@@ -254,3 +268,59 @@ def test_yaml_aliases_and_duplicate_keys_are_refused(tmp_path):
         load_schema(tmp_path / "nested.yaml", check_files=False)
 
 
+
+
+# ============================================================================= item 11: per-feature embedding_dim
+def test_a_schema_embedding_dim_gives_that_feature_a_table_that_wide(tmp_path):
+    import tower_zoo
+
+    columns = {"user_id": "user_id", "item_id": {"column": "item_id", "embedding_dim": 12}, "timestamp": "timestamp",
+               "rating": "rating"}
+    features = {"user": {"gender": {"kind": "categorical", "embedding_dim": 8}, "age": {"kind": "numeric"}},
+                "item": {"category": {"kind": "categorical"},
+                         "tags": {"kind": "multi_valued", "max_length": 3, "embedding_dim": 4}}}
+    _, schema_file = _source(tmp_path, columns=columns, features=features)
+    prepare(str(schema_file), str(tmp_path / "out"))
+    spec = PreparedDataset.open(tmp_path / "out").feature_spec
+    model = tower_zoo.create_model("dssm", spec, embedding_dim=16, hidden_units=(8,)).build_weights()
+    shapes = {w.name.split("/fields/")[1]: tuple(w.shape) for w in model.weights if "/fields/" in w.name}
+    assert shapes["gender_field/gender_table/embeddings:0"] == (spec.get("gender").vocab_size, 8)
+    assert shapes["gender_field/projection/kernel:0"] == (8, 16)
+    assert shapes["item_id_field/item_id_table/embeddings:0"] == (spec.get("item_id").vocab_size, 12)
+    assert shapes["tags_field/tags_embedding/embeddings:0"] == (spec.get("tags").vocab_size, 4)
+    # features without their own width share the fused table at the model's width
+    assert shapes["categorical_table/embeddings:0"] == (spec.get("category").vocab_size, 16)
+    user_fields = model.user_tower.fields
+    assert [user_fields.feature_width(n) for n in user_fields.feature_names] == [16, 8, 16, 16]
+    assert user_fields(model.dummy_features()).shape[1:] == (4, 16)  # user_id, gender, age, history: 16 wide
+
+
+# ============================================================================= CLI: one line, nothing written
+def _cli_error(args, capsys) -> str:
+    from tower_zoo import cli
+
+    cli.FLAGS.unparse_flags()
+    try:
+        assert cli.main(cli.FLAGS(["tower-zoo", *args])) == 2
+    finally:
+        cli.FLAGS.unparse_flags()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"tower-zoo {args[0]}: error: "), lines
+    return lines[0]
+
+
+def test_train_settings_that_cannot_fit_or_be_written_fail_before_any_work(tmp_path, capsys):
+    (tmp_path / "afile").write_text("not a directory")
+    base = ["train", "--dataset", "synthetic", "--model", "dssm", "--epochs", "1", "--noevaluate"]
+    for tensorboard, where in ((tmp_path / "afile", "is a file"),
+                               (tmp_path / "afile" / "logs", f"is under the file {str(tmp_path / 'afile')!r}")):
+        line = _cli_error([*base, "--out", str(tmp_path / "run1"), "--tensorboard", str(tensorboard)], capsys)
+        assert f"trainer tensorboard_dir {str(tensorboard)!r} {where}, not a directory" in line
+    line = _cli_error([*base, "--out", str(tmp_path / "run2"), "--negatives", "global", "--num_global_negatives",
+                       "1000000000"], capsys)
+    assert "trainer num_global_negatives=1000000000 with batch_size=512: needs about 7,629.4 GB (the [512, " \
+           "1000000000] logits" in line and "of memory this machine has" in line
+    line = _cli_error([*base, "--out", str(tmp_path / "run3"), "--set", "embedding_dim=100000000"], capsys)
+    assert "dssm with embedding_dim=100000000: its embedding tables: needs about" in line
+    assert "x 100,000,000 wide, x 4 bytes x 2 with the rowwise_adam optimizer's slots" in line
+    assert not any((tmp_path / run / "run.json").exists() for run in ("run1", "run2", "run3"))

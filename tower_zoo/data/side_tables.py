@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tower_zoo.data.files import FileRows
-from tower_zoo.data.schema import DatasetSchema, FeatureDef
+from tower_zoo.data.schema import MAX_SEQUENCE_LENGTH, DatasetSchema, FeatureDef
 from tower_zoo.data.spec import (OOV_INDEX, PAD_INDEX, CategoricalFeature, NumericFeature, SequenceFeature,
                                  NUM_RESERVED)
 from tower_zoo.data.vocab import ValueCounter, VocabularyEncoder, as_python_vocabulary, select_vocabulary
@@ -165,6 +165,11 @@ def _multi_valued(feature: FeatureDef, values: pa.Array, where: str, origins: Fi
     encoder = VocabularyEncoder(vocabulary, feature.vocab.hash_buckets)
     codes, found = encoder.encode(flat)
     max_length = feature.max_length or max(1, int(lengths.max(initial=0)))
+    if max_length > MAX_SEQUENCE_LENGTH:  # the longest list decides when the schema gives no max_length
+        row = int(np.argmax(lengths))
+        raise ValueError(f"{origins.locate(row)}: column {feature.column!r} (multi-valued feature {feature.name!r}) "
+                         f"holds {max_length:,} values, more than {MAX_SEQUENCE_LENGTH:,}; set max_length to keep "
+                         "the last ones")
     spec = SequenceFeature(feature.name, feature.side, as_python_vocabulary(vocabulary), max_length,
                            feature.vocab.embedding_dim, feature.vocab.hash_buckets)
     matrix = right_padded(codes, lengths, max_length)
