@@ -324,3 +324,18 @@ def test_train_settings_that_cannot_fit_or_be_written_fail_before_any_work(tmp_p
     assert "dssm with embedding_dim=100000000: its embedding tables: needs about" in line
     assert "x 100,000,000 wide, x 4 bytes x 2 with the rowwise_adam optimizer's slots" in line
     assert not any((tmp_path / run / "run.json").exists() for run in ("run1", "run2", "run3"))
+
+
+def test_train_on_declared_string_ids_trains(tmp_path):
+    """`train --data` (its Python API) on a prepared directory whose user ids are declared strings with zero
+    padding: the run trains one epoch and records the string vocabulary in its run."""
+    from tower_zoo.prepared_runs import train_prepared_run
+
+    ids = ["377", "0377", "12", "00012", "5", "x7"]
+    _, schema_file = _csv_source(tmp_path, ids, declared="string")
+    prepare(str(schema_file), str(tmp_path / "prepared"))
+    model, prepared, history = train_prepared_run(
+        str(tmp_path / "run"), "dssm", str(tmp_path / "prepared"), model_overrides={"hidden_units": (8,)},
+        trainer_overrides={"epochs": 1, "batch_size": 32}, verbose=False)
+    assert [h["epoch"] for h in history] == [1] and math.isfinite(history[0]["loss"])
+    assert sorted(model.feature_spec.user_id.vocabulary) == sorted(ids)
