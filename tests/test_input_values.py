@@ -114,6 +114,23 @@ def test_zero_padded_csv_ids_are_an_error_unless_the_schema_declares_their_type(
     assert sorted(PreparedDataset.open(tmp_path / "number" / "out").feature_spec.user_id.vocabulary) == [5, 12, 377]
 
 
+@pytest.mark.parametrize("ids,outcome", [
+    (["7", "8.0", "9e1", "9223372036854775807"], [7, 8, 90, 2 ** 63 - 1]),   # whole numbers, exact at int64's end
+    (["7", "8.5"], r"row 2: id 8\.5 is not an integer or a string"),
+    (["7", "9223372036854775808"], r"row 2: id '9223372036854775808' is outside the int64 range"),
+    (["7", "inf"], r"row 2: id inf is not an integer or a string"),
+    (["7", "-07"], r"row 2: id '-07' has leading zeros: read as a number it would merge with -7"),
+])
+def test_integer_csv_ids_are_read_exactly_or_refused(tmp_path, ids, outcome):
+    _, schema_file = _csv_source(tmp_path, ids)
+    if isinstance(outcome, str):
+        with pytest.raises(ValueError, match=r"ratings\.csv: column 'user_id' " + outcome):
+            prepare(str(schema_file), str(tmp_path / "out"))
+    else:
+        prepare(str(schema_file), str(tmp_path / "out"))
+        assert sorted(PreparedDataset.open(tmp_path / "out").feature_spec.user_id.vocabulary) == outcome
+
+
 def test_a_declared_string_id_column_of_integers_becomes_their_text_and_matches_its_table(tmp_path):
     directory, schema_file = _source(tmp_path, columns={"user_id": {"column": "user_id", "type": "string"},
                                                         "item_id": "item_id", "timestamp": "timestamp",

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 INT64_MAX = int(np.iinfo(np.int64).max)
-_INTEGER_TEXT = r"^[+-]?[0-9]+$"
-_PADDED_TEXT = r"^[+-]?0[0-9]"
+_INTEGER_TEXT = r"^-?[0-9]+$"
+_PADDED_TEXT = r"^[+-]?0[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?$"  # a number written with leading zeros
 
 
 def _where(path: str, column: str, row_offset: int, position: int) -> str:
@@ -52,16 +52,16 @@ def _check_not_blank(values: pa.Array, path: str, column: str, row_offset: int) 
                          f"{values[position].as_py()!r} is empty, blank or 'nan')")
 
 
-def _from_floats(values: pa.Array, path: str, column: str, row_offset: int) -> np.ndarray:
-    numbers = values.to_numpy(zero_copy_only=False).astype(np.float64)
+def _whole_floats(numbers: np.ndarray, rows: np.ndarray, path: str, column: str, row_offset: int) -> np.ndarray:
+    """int64 of float ids ``numbers`` (at batch positions ``rows``): finite whole numbers below 2^63."""
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(numbers) | (numbers != np.floor(numbers)) | (np.abs(numbers) >= 2.0 ** 63)
     if bad.any():
-        position = int(np.flatnonzero(bad)[0])
-        value = numbers[position].item()
+        index = int(np.flatnonzero(bad)[0])
+        value = numbers[index].item()
         reason = ("is outside the int64 range" if np.isfinite(value) and value == np.floor(value)
                   else "is not an integer or a string")
-        raise ValueError(f"{_where(path, column, row_offset, position)}: id {value!r} {reason}")
+        raise ValueError(f"{_where(path, column, row_offset, rows[index])}: id {value!r} {reason}")
     return numbers.astype(np.int64)
 
 
@@ -80,20 +80,28 @@ def _from_text(values: pa.Array, path: str, column: str, row_offset: int, allow_
     """Integer ids written as text (a CSV column, or a text column declared ``type: integer``)."""
     integer = pc.match_substring_regex(values, _INTEGER_TEXT).to_numpy(zero_copy_only=False)
     if not allow_padding:
-        padded = pc.and_(pc.match_substring_regex(values, _PADDED_TEXT),
-                         pa.array(integer)).to_numpy(zero_copy_only=False)
+        padded = pc.match_substring_regex(values, _PADDED_TEXT).to_numpy(zero_copy_only=False)
         if padded.any():
             position = int(np.flatnonzero(padded)[0])
-            raise ValueError(f"{_where(path, column, row_offset, position)}: id {values[position].as_py()!r} has "
-                             "leading zeros: read as a number it would merge with "
-                             f"{int(values[position].as_py())}; declare the column's type in the schema "
+            text = values[position].as_py()
+            number = int(text) if text.lstrip("+-").isdigit() else float(text)
+            raise ValueError(f"{_where(path, column, row_offset, position)}: id {text!r} has "
+                             f"leading zeros: read as a number it would merge with {number}; declare the column's type in the schema "
                              "(type: string keeps it verbatim, type: integer reads it as a number)")
     out = np.zeros(len(values), np.int64)
-    for position in np.flatnonzero(~integer | (pc.utf8_length(values).to_numpy(zero_copy_only=False) > 18)):
-        out[position] = _one_text_id(values[int(position)].as_py(), _where(path, column, row_offset, position))
-    short = integer & (pc.utf8_length(values).to_numpy(zero_copy_only=False) <= 18)
+    short = integer & (pc.utf8_length(values).to_numpy(zero_copy_only=False) <= 18)  # always within int64
     if short.any():
         out[short] = values.filter(pa.array(short)).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    for position in np.flatnonzero(integer & ~short):  # long integers: exactly, or out of range
+        out[position] = _one_text_id(values[int(position)].as_py(), _where(path, column, row_offset, position))
+    decimal = np.flatnonzero(~integer)  # "1.0" or "1e3" (a CSV of float ids), or not a number at all
+    if len(decimal):
+        try:
+            numbers = values.take(pa.array(decimal)).cast(pa.float64()).to_numpy(zero_copy_only=False)
+            out[decimal] = _whole_floats(numbers, decimal, path, column, row_offset)
+        except pa.ArrowInvalid:  # some text Arrow cannot read as a number: one by one, naming the first bad one
+            for position in decimal:
+                out[position] = _one_text_id(values[int(position)].as_py(), _where(path, column, row_offset, position))
     return out
 
 
@@ -128,7 +136,8 @@ def canonical_ids(values: pa.Array, path: str, column: str, row_offset: int, fam
         if declared and pa.types.is_integer(values.type):  # declared text: an integer's decimal digits
             return _from_integers(values, path, column, row_offset).cast(pa.string())
     elif pa.types.is_floating(values.type):
-        return pa.array(_from_floats(values, path, column, row_offset))
+        numbers = values.to_numpy(zero_copy_only=False).astype(np.float64)
+        return pa.array(_whole_floats(numbers, np.arange(len(numbers)), path, column, row_offset))
     elif pa.types.is_integer(values.type) or pa.types.is_null(values.type):
         return _from_integers(values, path, column, row_offset)
     elif is_text(values.type) and (text or declared):
