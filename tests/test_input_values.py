@@ -249,6 +249,8 @@ def _parse(**overrides):
     ({"history_length": 10 ** 9}, "my.yaml: history_length: expected an integer <= 100000, got 1000000000"),
     ({"features": {"item": {"tags": {"kind": "multi_valued", "max_length": 10 ** 9}}}},
      "my.yaml: features.item.tags.max_length: expected an integer <= 100000, got 1000000000"),
+    ({"features": {"user": {5: {"kind": "numeric"}}}}, "my.yaml: features.user: feature names must be non-empty "
+                                                       "strings, got 5"),
     ({"columns": {"user_id": {"column": "u", "type": "str"}, "item_id": "i"}},
      "my.yaml: columns.user_id.type: expected one of integer, string, got 'str'"),
     ({"columns": {"user_id": "u", "item_id": {"column": "i", "hash_buckets": 10 ** 9}}},

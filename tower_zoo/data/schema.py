@@ -156,8 +156,9 @@ class SplitDef:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSchema:
-    """A parsed, validated schema file; ``raw`` is the file's content (recorded in prepared data) and
-    ``base_dir`` the directory its relative paths are resolved against."""
+    """A parsed, validated schema file; ``raw`` is the file's content (recorded in prepared data),
+    ``base_dir`` the directory its relative paths are resolved against and ``id_types`` the declared
+    ``type`` of each id role ("integer", "string" or None: the files decide)."""
 
     name: str
     path: str
@@ -338,6 +339,8 @@ def _features(reader: SchemaReader, value: Any) -> tuple[FeatureDef, ...]:
     features = []
     for side in ("user", "item"):
         for name, entry in reader.mapping(value.get(side) or {}, f"features.{side}").items():
+            if not isinstance(name, str) or not name:
+                raise reader.fail(f"features.{side}", f"feature names must be non-empty strings, got {name!r}")
             if name in ("user_id", "item_id", "history") or name.startswith("__"):
                 raise reader.fail(f"features.{side}.{name}", "this name is reserved (ids are set in 'columns', "
                                                               "the history by 'history_length')")
