@@ -13,6 +13,8 @@ are a CSV file's text (read as strings so that nothing is lost before these chec
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -85,8 +87,8 @@ def _from_text(values: pa.Array, path: str, column: str, row_offset: int, allow_
             position = int(np.flatnonzero(padded)[0])
             text = values[position].as_py()
             number = int(text) if text.lstrip("+-").isdigit() else float(text)
-            raise ValueError(f"{_where(path, column, row_offset, position)}: id {text!r} has "
-                             f"leading zeros: read as a number it would merge with {number}; declare the column's type in the schema "
+            raise ValueError(f"{_where(path, column, row_offset, position)}: id {text!r} has leading zeros: read "
+                             f"as a number it would merge with {number}; declare the column's type in the schema "
                              "(type: string keeps it verbatim, type: integer reads it as a number)")
     out = np.zeros(len(values), np.int64)
     short = integer & (pc.utf8_length(values).to_numpy(zero_copy_only=False) <= 18)  # always within int64
@@ -106,13 +108,19 @@ def _from_text(values: pa.Array, path: str, column: str, row_offset: int, allow_
 
 
 def _one_text_id(text: str, where: str) -> int:
-    """One text id that is not a short decimal integer: a long integer or a whole number such as ``1.0``."""
+    """One text id that is not a short decimal integer: a long integer or a whole number such as ``1.0``
+    (never Python's looser forms: surrounding spaces, ``1_000``)."""
     try:
+        if text != text.strip() or "_" in text:
+            raise ValueError(text)
         value = int(text)
     except ValueError:
         try:
-            number = float(text)
+            number = float(text) if text == text.strip() and "_" not in text else math.nan
         except ValueError:
+            raise ValueError(f"{where}: id {text!r} is not an integer, but the column holds integer ids (declare "
+                             "type: string in the schema to read every id as text)") from None
+        if math.isnan(number):
             raise ValueError(f"{where}: id {text!r} is not an integer, but the column holds integer ids (declare "
                              "type: string in the schema to read every id as text)") from None
         if not np.isfinite(number) or number != np.floor(number):
