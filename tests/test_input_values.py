@@ -46,7 +46,7 @@ def _uint64_items(frame):
     return pa.table({**{c: frame[c] for c in frame.columns if c != "item_id"}, "item_id": items})
 
 
-# ============================================================================= item 6: ids and timestamps
+# ============================================================================= item 6: ids, timestamps (and ratings)
 @pytest.mark.parametrize("edit,message", [
     (_with_value("user_id", 3, 2.0 ** 63), r"ratings\.parquet: column 'user_id' row 4: id 9\.223372036854776e\+18 is "
                                            r"outside the int64 range"),
@@ -57,7 +57,9 @@ def _uint64_items(frame):
     (_with_value("timestamp", 6, math.inf), r"ratings\.parquet: column 'timestamp' row 7: timestamp inf is not a whole"),
     (_with_value("timestamp", 8, 2.0 ** 64), r"ratings\.parquet: column 'timestamp' row 9: timestamp "
                                              r"1\.8446744073709552e\+19 is outside the int64 range"),
-], ids=["float_2^63", "float_1e19", "inf", "minus_inf", "uint64", "inf_timestamp", "huge_timestamp"])
+    (_with_value("rating", 2, math.inf), r"ratings\.parquet: column 'rating' row 3: rating inf; expected a finite "
+                                         "number"),
+], ids=["float_2^63", "float_1e19", "inf", "minus_inf", "uint64", "inf_timestamp", "huge_timestamp", "inf_rating"])
 def test_ids_and_timestamps_that_would_wrap_or_merge_are_refused(tmp_path, edit, message):
     directory, schema_file = _source(tmp_path)
     _edit(directory / "ratings.parquet", edit)
