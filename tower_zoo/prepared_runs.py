@@ -44,6 +44,7 @@ from tower_zoo.runs import (CHECKPOINT_SUBDIR, DEFAULT_KS, _settings, _start_rec
                             metrics_table, record_metrics, report_rows, summary_columns)
 from tower_zoo.training.checkpoints import restore_latest_weights
 from tower_zoo.training.config import make_trainer_config
+from tower_zoo.training.memory_checks import check_tables_fit
 
 PREPARED_SUBDIR = "prepared"
 CANDIDATE_SUBDIR = ".prepared-changed"   # changed data prepared beside a run's, checked before it replaces it
@@ -192,6 +193,7 @@ def train_prepared_run(out_dir: str, model_name: str, data: str, data_dir: str |
                                f"prepared:{prepared.path}", allow_setting_change, allow_data_change)
         _check_against_data(model_name, prepared, trainer_config, ks)
         model = create_model(model_name, prepared.feature_spec, **model_overrides)
+        check_tables_fit(model, trainer_config.optimizer)  # before run.json says "training"
         write_json_atomic(os.path.join(out_dir, RUN_FILE), {**record, "status": "training"})
         if verbose:
             print(f"{prepared.describe()}\ntraining {model_name} on {prepared.num_rows('train'):,} rows", flush=True)

@@ -36,6 +36,7 @@ from tower_zoo.run_record import (RUN_FILE, RunInUseError, check_data, check_fix
                                   describe_changes, merge_history, read_run, run_lock, setting_changes)
 from tower_zoo.training.checkpoints import restore_latest_weights
 from tower_zoo.training.hard_negatives import mine_hard_negatives
+from tower_zoo.training.memory_checks import check_tables_fit
 from tower_zoo.training.objectives import fuse_label_weights, movielens_objectives
 from tower_zoo.training.samplers import keep_probability
 from tower_zoo.training.trainer import Trainer, make_trainer_config
@@ -260,6 +261,7 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
                                allow_setting_change, allow_data_change)
         split = make_split(data, settings["split"])
         model = create_model(model_name, data.feature_spec, **model_overrides)
+        check_tables_fit(model, trainer_config.optimizer)  # before run.json says "training"
         check_against_data(split, trainer_config, ks, hard_rank_range)
         inputs = training_inputs(model, split, trainer_config, hard_negatives_from, hard_rank_range,
                                  objective_weights, allow_data_change, dataset)

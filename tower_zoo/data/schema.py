@@ -7,7 +7,7 @@ A worked example (paths are relative to the schema file)::
     users: {path: data/users.parquet, id: user_id}
     items: {path: data/items.csv, id: item_id, display: [title]}
     columns:                                      # column roles in the interaction files
-      user_id: user_id
+      user_id: {column: user_id, type: string}     # type: keep ids verbatim ("0377" is not 377)
       item_id: {column: item_id, max_size: 500000, hash_buckets: 1000}
       timestamp: ts                               # optional: file order when absent
       rating: stars                               # optional
@@ -29,15 +29,30 @@ A worked example (paths are relative to the schema file)::
 Feature kinds (each feature reads the column of its name from its side's table, or ``column``):
 
 * ``categorical``: ``min_count`` (default 1), ``max_size``, ``hash_buckets`` (out-of-vocabulary
-  values hashed into that many extra rows instead of the OOV bucket), ``embedding_dim``.
+  values hashed into that many extra rows instead of the OOV bucket), ``embedding_dim`` (the width of
+  this feature's own embedding table, projected to the model's field width; default: the model's
+  ``embedding_dim``).
 * ``numeric``: standardized with the table's mean and std, or bucketized with ``boundaries`` or
   ``num_buckets`` (quantiles of the table).
 * ``multi_valued``: a list column, or a string column split on ``separator``; ``max_length``
-  (default: the longest list), ``min_count``, ``max_size``, ``hash_buckets``, ``embedding_dim``.
+  (default: the longest list, at most 100000), ``min_count``, ``max_size``, ``hash_buckets``,
+  ``embedding_dim``.
 
 Every feature accepts ``allow_missing: true`` (a null becomes OOV, the mean or an empty list
 instead of an error). The id roles accept the categorical options too (their ``min_count``
-defaults to 0: every id of the interactions and of the side table gets a row). Split methods:
+defaults to 0: every id of the interactions and of the side table gets a row), and ``type``:
+
+* ``string``: ids are compared as text, verbatim: ``"0377"`` and ``"377"`` are two users (an integer
+  column becomes its decimal text). CSV id columns are then read as text, never as numbers.
+* ``integer``: ids are int64 (a text column is parsed; ``"0377"`` is 377).
+* absent: the type of the first interaction file's column (integer or string); a CSV id written
+  with leading zeros (``0377``) is then an error, since reading it as a number would merge it with
+  ``377``: declare the type.
+
+Integer ids must fit int64 (a float id must be a whole number below 2^63); an empty, blank or
+``nan`` string id is an error, as is a null or NaN one. A schema's ``hash_buckets`` are bounded by
+memory: the table they imply (at ``embedding_dim``, or 32 wide, with Adam's two slots) must fit in
+this machine's memory. Split methods:
 ``leave_last_out`` (``num_test``, ``num_valid``), ``time`` (``test_fraction``, ``valid_fraction``:
 a global cut by timestamp) and ``random`` (``test_fraction``, ``valid_fraction``, ``seed``: each
 interaction independently). Every problem is a ``SchemaError`` naming the schema file and the key.
@@ -51,6 +66,12 @@ import os
 import re
 from typing import Any, Mapping
 
+from tower_zoo.data.schema_reading import SchemaError, SchemaReader, read_schema_file
+from tower_zoo.memory import require_fits, table_bytes
+
+__all__ = ["DatasetSchema", "FeatureDef", "LabelDef", "SchemaError", "SplitDef", "TableSpec", "VocabOptions",
+           "load_schema", "parse_schema", "read_schema_file"]
+
 SCHEMA_FORMAT_KEYS = ("name", "interactions", "users", "items", "columns", "labels", "features",
                       "history_length", "split")
 FILE_FORMATS = ("parquet", "csv")
@@ -58,6 +79,9 @@ FEATURE_KINDS = ("categorical", "numeric", "multi_valued")
 SPLIT_METHODS = ("leave_last_out", "time", "random")
 ROLES = ("user_id", "item_id", "timestamp", "rating", "weight")
 ID_ROLES = {"user_id": "user", "item_id": "item"}
+ID_TYPES = ("integer", "string")
+MAX_SEQUENCE_LENGTH = 100_000       # history_length / max_length: int32 positions per example row
+DEFAULT_TABLE_WIDTH = 32            # the width a table is estimated at when the schema gives none
 LABEL_OPERATORS = (">=", "<=", "==", "!=", ">", "<")
 _LABEL_EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d*)?(?:[eE]-?\d+)?)\s*$")
 _VOCAB_KEYS = ("min_count", "max_size", "hash_buckets", "embedding_dim")
@@ -69,10 +93,6 @@ _FEATURE_KEYS = {
 _SPLIT_KEYS = {"leave_last_out": ("method", "num_test", "num_valid"),
                "time": ("method", "test_fraction", "valid_fraction"),
                "random": ("method", "test_fraction", "valid_fraction", "seed")}
-
-
-class SchemaError(ValueError):
-    """A problem in a schema file: the message names the file and the key."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,8 +156,9 @@ class SplitDef:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSchema:
-    """A parsed, validated schema file; ``raw`` is the file's content (recorded in prepared data) and
-    ``base_dir`` the directory its relative paths are resolved against."""
+    """A parsed, validated schema file; ``raw`` is the file's content (recorded in prepared data),
+    ``base_dir`` the directory its relative paths are resolved against and ``id_types`` the declared
+    ``type`` of each id role ("integer", "string" or None: the files decide)."""
 
     name: str
     path: str
@@ -152,6 +173,7 @@ class DatasetSchema:
     split: SplitDef
     raw: Mapping[str, Any]
     base_dir: str = ""
+    id_types: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
 
     def table(self, side: str) -> TableSpec | None:
         """The users (side "user") or items table, or None."""
@@ -167,30 +189,7 @@ class DatasetSchema:
         return list(dict.fromkeys(needed))
 
 
-# ============================================================================= reading the file
-def read_schema_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The mapping in a YAML (.yaml/.yml) or JSON (.json) file; SchemaError naming the file otherwise."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"schema file {path!r} does not exist")
-    try:
-        with open(path) as handle:
-            if path.endswith(".json"):
-                content = json.load(handle)
-            else:
-                import yaml
-                content = yaml.safe_load(handle)
-    except (ValueError, OSError) as err:  # json.JSONDecodeError is a ValueError
-        raise SchemaError(f"{path}: cannot parse: {err}") from err
-    except Exception as err:  # yaml.YAMLError
-        if type(err).__module__.startswith("yaml"):
-            raise SchemaError(f"{path}: cannot parse YAML: {err}") from err
-        raise
-    if not isinstance(content, dict):
-        raise SchemaError(f"{path}: expected a mapping at the top level, got {type(content).__name__}")
-    return content
-
-
+# ============================================================================= loading
 def load_schema(path: str | os.PathLike, base_dir: str | os.PathLike | None = None,
                 check_files: bool = True) -> DatasetSchema:
     """Parses and validates the schema file ``path``; relative paths in it are resolved against
@@ -206,48 +205,7 @@ def load_schema(path: str | os.PathLike, base_dir: str | os.PathLike | None = No
 
 
 # ============================================================================= parsing
-class _Reader:
-    """Typed access to the schema mapping; every error names the file and the key path."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, key: str, message: str) -> SchemaError:
-        return SchemaError(f"{self.source}: {key}: {message}")
-
-    def check_keys(self, mapping: Mapping[str, Any], key: str, valid: tuple[str, ...]) -> None:
-        unknown = [k for k in mapping if k not in valid]
-        if unknown:
-            where = f"in {key!r}" if key else "at the top level"
-            raise SchemaError(f"{self.source}: unknown key {unknown[0]!r} {where}; valid keys: {', '.join(valid)}")
-
-    def mapping(self, value: Any, key: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a mapping, got {value!r}")
-        return value
-
-    def integer(self, value: Any, key: str, minimum: int = 0) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"expected an integer >= {minimum}, got {value!r}")
-        return value
-
-    def fraction(self, value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise self.fail(key, f"expected a number in [0, 1), got {value!r}")
-        return float(value)
-
-    def text(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, f"expected a non-empty string, got {value!r}")
-        return value
-
-    def boolean(self, value: Any, key: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false, got {value!r}")
-        return value
-
-
-def _table(reader: _Reader, value: Any, key: str, base_dir: str, needs_id: bool) -> TableSpec:
+def _table(reader: SchemaReader, value: Any, key: str, base_dir: str, needs_id: bool) -> TableSpec:
     if isinstance(value, str):
         value = {"path": value}
     value = reader.mapping(value, key)
@@ -260,8 +218,7 @@ def _table(reader: _Reader, value: Any, key: str, base_dir: str, needs_id: bool)
     fmt = value.get("format") or _infer_format(reader, pattern, f"{key}.path")
     if fmt not in FILE_FORMATS:
         raise reader.fail(f"{key}.format", f"expected one of {', '.join(FILE_FORMATS)}, got {fmt!r}")
-    display = value.get("display", ())
-    display = (display,) if isinstance(display, str) else tuple(reader.text(d, f"{key}.display") for d in display)
+    display = reader.texts(value.get("display", ()), f"{key}.display")
     table_id = None
     if needs_id:
         if "id" not in value:
@@ -273,27 +230,42 @@ def _table(reader: _Reader, value: Any, key: str, base_dir: str, needs_id: bool)
     return TableSpec(os.path.normpath(pattern), fmt, table_id, display, delimiter)
 
 
-def _infer_format(reader: _Reader, pattern: str, key: str) -> str:
+def _infer_format(reader: SchemaReader, pattern: str, key: str) -> str:
     for fmt, suffixes in (("parquet", (".parquet", ".pq", ".parquet.brotli")), ("csv", (".csv", ".csv.gz"))):
         if pattern.lower().endswith(suffixes):
             return fmt
     raise reader.fail(key, f"cannot infer the format of {pattern!r} from its extension; add format: parquet or csv")
 
 
-def _vocab_options(reader: _Reader, value: Mapping[str, Any], key: str, min_count: int) -> VocabOptions:
+def _vocab_options(reader: SchemaReader, value: Mapping[str, Any], key: str, min_count: int) -> VocabOptions:
     max_size = value.get("max_size")
     embedding_dim = value.get("embedding_dim")
-    return VocabOptions(
+    options = VocabOptions(
         min_count=reader.integer(value.get("min_count", min_count), f"{key}.min_count"),
         max_size=None if max_size is None else reader.integer(max_size, f"{key}.max_size", 1),
         hash_buckets=reader.integer(value.get("hash_buckets", 0), f"{key}.hash_buckets"),
         embedding_dim=None if embedding_dim is None else reader.integer(embedding_dim, f"{key}.embedding_dim", 1))
+    _check_table_memory(reader, key, options)
+    return options
 
 
-def _columns(reader: _Reader, value: Any) -> tuple[dict[str, str | None], dict[str, VocabOptions]]:
+def _check_table_memory(reader: SchemaReader, key: str, options: VocabOptions) -> None:
+    """The rows the schema itself fixes (hash buckets) at the feature's width must fit in memory with the
+    optimizer's slots; a SchemaError naming the key, the estimate and the limit otherwise."""
+    width = options.embedding_dim or DEFAULT_TABLE_WIDTH
+    rows = options.hash_buckets + 2
+    try:
+        require_fits(f"{key}: hash_buckets {options.hash_buckets} with embedding_dim {width}",
+                     table_bytes(rows, width), f"{rows:,} rows x {width} x 4 bytes x 3 with Adam's slots")
+    except ValueError as err:
+        raise SchemaError(f"{reader.source}: {err}") from None
+
+
+def _columns(reader: SchemaReader, value: Any):
+    """(role -> column, id role -> VocabOptions, id role -> declared type or None)."""
     value = reader.mapping(value, "columns")
     reader.check_keys(value, "columns", ROLES)
-    columns, vocab = {}, {}
+    columns, vocab, types = {}, {}, {}
     for role in ROLES:
         entry = value.get(role)
         key = f"columns.{role}"
@@ -301,14 +273,18 @@ def _columns(reader: _Reader, value: Any) -> tuple[dict[str, str | None], dict[s
             if entry is None:
                 raise reader.fail(key, "is required (the column holding the id)")
             options = {"column": entry} if isinstance(entry, str) else reader.mapping(entry, key)
-            reader.check_keys(options, key, ("column", *_VOCAB_KEYS))
+            reader.check_keys(options, key, ("column", "type", *_VOCAB_KEYS))
             vocab[role] = _vocab_options(reader, options, key, min_count=0)
+            id_type = options.get("type")
+            if id_type is not None and id_type not in ID_TYPES:
+                raise reader.fail(f"{key}.type", f"expected one of {', '.join(ID_TYPES)}, got {id_type!r}")
+            types[role] = id_type
             entry = options.get("column")
         columns[role] = None if entry is None else reader.text(entry, key)
-    return columns, vocab
+    return columns, vocab, types
 
 
-def _labels(reader: _Reader, value: Any) -> tuple[LabelDef, ...]:
+def _labels(reader: SchemaReader, value: Any) -> tuple[LabelDef, ...]:
     labels = []
     for name, expression in reader.mapping(value, "labels").items():
         key = f"labels.{name}"
@@ -324,7 +300,7 @@ def _labels(reader: _Reader, value: Any) -> tuple[LabelDef, ...]:
     return tuple(labels)
 
 
-def _feature(reader: _Reader, name: str, side: str, value: Any) -> FeatureDef:
+def _feature(reader: SchemaReader, name: str, side: str, value: Any) -> FeatureDef:
     key = f"features.{side}.{name}"
     value = reader.mapping(value, key)
     kind = value.get("kind")
@@ -334,16 +310,16 @@ def _feature(reader: _Reader, name: str, side: str, value: Any) -> FeatureDef:
     column = reader.text(value.get("column", name), f"{key}.column")
     allow_missing = reader.boolean(value.get("allow_missing", False), f"{key}.allow_missing")
     if kind == "numeric":
-        boundaries = tuple(value.get("boundaries", ()))
-        if any(isinstance(b, bool) or not isinstance(b, (int, float)) for b in boundaries) or \
-                list(boundaries) != sorted(set(boundaries)):
-            raise reader.fail(f"{key}.boundaries", f"expected strictly increasing numbers, got {list(boundaries)}")
+        boundaries = reader.numbers(value.get("boundaries", []), f"{key}.boundaries")
+        if list(boundaries) != sorted(set(boundaries)):
+            raise reader.fail(f"{key}.boundaries", f"expected strictly increasing numbers, got "
+                                                   f"{value['boundaries']}")
         num_buckets = reader.integer(value.get("num_buckets", 0), f"{key}.num_buckets")
         if boundaries and num_buckets:
             raise reader.fail(key, "give either boundaries or num_buckets, not both")
         if num_buckets == 1:
             raise reader.fail(f"{key}.num_buckets", "must be >= 2 (or 0 for a standardized feature)")
-        return FeatureDef(name, side, kind, column, boundaries=tuple(float(b) for b in boundaries),
+        return FeatureDef(name, side, kind, column, boundaries=boundaries,
                           num_buckets=num_buckets, allow_missing=allow_missing)
     vocab = _vocab_options(reader, value, key, min_count=1)
     if kind == "categorical":
@@ -352,16 +328,19 @@ def _feature(reader: _Reader, name: str, side: str, value: Any) -> FeatureDef:
     max_length = value.get("max_length")
     return FeatureDef(name, side, kind, column, vocab,
                       separator=None if separator is None else reader.text(separator, f"{key}.separator"),
-                      max_length=None if max_length is None else reader.integer(max_length, f"{key}.max_length", 1),
+                      max_length=None if max_length is None else reader.integer(max_length, f"{key}.max_length", 1,
+                                                                                MAX_SEQUENCE_LENGTH),
                       allow_missing=allow_missing)
 
 
-def _features(reader: _Reader, value: Any) -> tuple[FeatureDef, ...]:
+def _features(reader: SchemaReader, value: Any) -> tuple[FeatureDef, ...]:
     value = reader.mapping(value, "features")
     reader.check_keys(value, "features", ("user", "item"))
     features = []
     for side in ("user", "item"):
         for name, entry in reader.mapping(value.get(side) or {}, f"features.{side}").items():
+            if not isinstance(name, str) or not name:
+                raise reader.fail(f"features.{side}", f"feature names must be non-empty strings, got {name!r}")
             if name in ("user_id", "item_id", "history") or name.startswith("__"):
                 raise reader.fail(f"features.{side}.{name}", "this name is reserved (ids are set in 'columns', "
                                                               "the history by 'history_length')")
@@ -369,7 +348,7 @@ def _features(reader: _Reader, value: Any) -> tuple[FeatureDef, ...]:
     return tuple(features)
 
 
-def _split(reader: _Reader, value: Any) -> SplitDef:
+def _split(reader: SchemaReader, value: Any) -> SplitDef:
     value = reader.mapping(value, "split")
     method = value.get("method", "leave_last_out")
     if method not in SPLIT_METHODS:
@@ -389,12 +368,14 @@ def _split(reader: _Reader, value: Any) -> SplitDef:
 
 def parse_schema(raw: Mapping[str, Any], source: str, base_dir: str) -> DatasetSchema:
     """A DatasetSchema from the mapping ``raw`` of schema file ``source`` (see the module docstring)."""
-    reader = _Reader(source)
+    reader = SchemaReader(source)
+    if not isinstance(raw, Mapping):
+        raise SchemaError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     reader.check_keys(raw, "", SCHEMA_FORMAT_KEYS)
     for required in ("interactions", "columns"):
         if required not in raw:
             raise reader.fail(required, "is required")
-    columns, id_vocab = _columns(reader, raw["columns"])
+    columns, id_vocab, id_types = _columns(reader, raw["columns"])
     features = _features(reader, raw.get("features") or {})
     users = None if raw.get("users") is None else _table(reader, raw["users"], "users", base_dir, True)
     items = None if raw.get("items") is None else _table(reader, raw["items"], "items", base_dir, True)
@@ -409,7 +390,7 @@ def parse_schema(raw: Mapping[str, Any], source: str, base_dir: str) -> DatasetS
     return DatasetSchema(
         name=name, path=source,
         interactions=_table(reader, raw["interactions"], "interactions", base_dir, False),
-        users=users, items=items, columns=columns, id_vocab=id_vocab,
+        users=users, items=items, columns=columns, id_vocab=id_vocab, id_types=id_types,
         labels=_labels(reader, raw.get("labels") or {}), features=features,
-        history_length=reader.integer(raw.get("history_length", 0), "history_length"),
+        history_length=reader.integer(raw.get("history_length", 0), "history_length", 0, MAX_SEQUENCE_LENGTH),
         split=split, raw=json.loads(json.dumps(raw, default=str)), base_dir=os.path.abspath(base_dir))

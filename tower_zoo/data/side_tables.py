@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tower_zoo.data.files import FileRows
-from tower_zoo.data.schema import DatasetSchema, FeatureDef
+from tower_zoo.data.schema import MAX_SEQUENCE_LENGTH, DatasetSchema, FeatureDef
 from tower_zoo.data.spec import (OOV_INDEX, PAD_INDEX, CategoricalFeature, NumericFeature, SequenceFeature,
                                  NUM_RESERVED)
 from tower_zoo.data.vocab import ValueCounter, VocabularyEncoder, as_python_vocabulary, select_vocabulary
@@ -65,6 +65,18 @@ def _missing_mask(values: pa.Array, feature: FeatureDef, origins: FileRows) -> n
     return values.is_null(nan_is_null=True).to_numpy(zero_copy_only=False)
 
 
+def _check_finite(values: pa.Array, feature: FeatureDef, missing: np.ndarray, origins: FileRows) -> None:
+    """A numeric feature's present values are finite (an ``inf`` would standardize every row to NaN)."""
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        return  # reported by _numeric with the type
+    numbers = values.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+    bad = ~np.isfinite(numbers) & ~missing
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{origins.locate(row)}: column {feature.column!r} (numeric feature {feature.name!r}) is "
+                         f"{numbers[row]}; expected a finite number")
+
+
 def _categorical(feature: FeatureDef, values: pa.Array, missing: np.ndarray):
     counter = ValueCounter()
     present = values.filter(pa.array(~missing))
@@ -102,8 +114,9 @@ def _numeric(feature: FeatureDef, values: pa.Array, missing: np.ndarray, where: 
     return spec, np.append(standardized, np.float32(0.0)), 0.0
 
 
-def _lists(feature: FeatureDef, values: pa.Array, where: str) -> pa.ListArray:
-    """The column as a list array without empty strings (a string column is split on the separator)."""
+def _lists(feature: FeatureDef, values: pa.Array, where: str, origins: FileRows) -> pa.ListArray:
+    """The column as a list array without empty strings (a string column is split on the separator); a
+    null inside a list is a ValueError naming file, column and row, or dropped with allow_missing."""
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
         if feature.separator is None:
             raise ValueError(f"{where}: column {feature.column!r} (multi-valued feature {feature.name!r}) holds "
@@ -116,10 +129,13 @@ def _lists(feature: FeatureDef, values: pa.Array, where: str) -> pa.ListArray:
     values = values.cast(pa.list_(values.type.value_type))
     flat = pc.list_flatten(values)
     parents = pc.list_parent_indices(values).to_numpy()
-    keep = pc.is_valid(flat)
+    keep = pc.is_valid(flat).to_numpy(zero_copy_only=False)
+    if not feature.allow_missing and not keep.all():
+        row = int(parents[np.flatnonzero(~keep)[0]])
+        raise ValueError(f"{origins.locate(row)}: column {feature.column!r} (multi-valued feature {feature.name!r}) "
+                         "holds a null inside its list; remove it, or set allow_missing: true")
     if pa.types.is_string(flat.type):
-        keep = pc.and_(keep, pc.not_equal(flat, ""))
-    keep = keep.to_numpy(zero_copy_only=False)
+        keep &= pc.not_equal(flat, "").fill_null(False).to_numpy(zero_copy_only=False)
     lengths = np.bincount(parents[keep], minlength=len(values))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), flat.filter(pa.array(keep)))
@@ -139,8 +155,8 @@ def right_padded(codes: np.ndarray, lengths: np.ndarray, max_length: int) -> np.
     return out
 
 
-def _multi_valued(feature: FeatureDef, values: pa.Array, where: str):
-    lists = _lists(feature, values, where)  # a missing (null) list comes out empty
+def _multi_valued(feature: FeatureDef, values: pa.Array, where: str, origins: FileRows):
+    lists = _lists(feature, values, where, origins)  # a missing (null) list comes out empty
     lengths = np.diff(lists.offsets.to_numpy()).astype(np.int64)
     flat = lists.values
     counter = ValueCounter()
@@ -149,6 +165,11 @@ def _multi_valued(feature: FeatureDef, values: pa.Array, where: str):
     encoder = VocabularyEncoder(vocabulary, feature.vocab.hash_buckets)
     codes, found = encoder.encode(flat)
     max_length = feature.max_length or max(1, int(lengths.max(initial=0)))
+    if max_length > MAX_SEQUENCE_LENGTH:  # the longest list decides when the schema gives no max_length
+        row = int(np.argmax(lengths))
+        raise ValueError(f"{origins.locate(row)}: column {feature.column!r} (multi-valued feature {feature.name!r}) "
+                         f"holds {max_length:,} values, more than {MAX_SEQUENCE_LENGTH:,}; set max_length to keep "
+                         "the last ones")
     spec = SequenceFeature(feature.name, feature.side, as_python_vocabulary(vocabulary), max_length,
                            feature.vocab.embedding_dim, feature.vocab.hash_buckets)
     matrix = right_padded(codes, lengths, max_length)
@@ -168,9 +189,10 @@ def encode_side_table(schema: DatasetSchema, side: str, table: pa.Table, origins
         if feature.kind == "categorical":
             spec, codes, oov = _categorical(feature, values, missing)
         elif feature.kind == "numeric":
+            _check_finite(values, feature, missing, origins)
             spec, codes, oov = _numeric(feature, values, missing, where)
         else:
-            spec, codes, oov = _multi_valued(feature, values, where)
+            spec, codes, oov = _multi_valued(feature, values, where, origins)
         specs.append(spec)
         encoded[feature.name] = codes
         oov_rates[feature.name] = oov

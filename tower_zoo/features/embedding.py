@@ -2,7 +2,8 @@
 
 Inputs are the arrays produced by ``FeatureSpec.encode``: int32 indices (0 = padding, 1 = OOV)
 and standardized float32 numerics. Every feature becomes one "field" vector of the same width,
-so towers can either concatenate fields (DSSM) or weight them per field (IntTower's Light-SE).
+so towers can either concatenate fields (DSSM) or weight them per field (IntTower's Light-SE); a
+feature with its own ``embedding_dim`` is embedded at that width and projected to the field width.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from typing import Any, Sequence
 import tensorflow as tf
 
 from tower_zoo.data.spec import FeatureSpec, NumericFeature, SequenceFeature
+
+__all__ = ["FieldEmbedding", "MaskedMeanPooling", "NumericEmbedding", "PooledSequenceEmbedding", "ProjectedField",
+           "SequenceEmbedding"]
 
 
 class MaskedMeanPooling(tf.keras.layers.Layer):
@@ -110,6 +114,21 @@ class NumericEmbedding(tf.keras.layers.Layer):
         return {**super().get_config(), "dim": self.dim}
 
 
+class ProjectedField(tf.keras.layers.Layer):
+    """A feature embedded at its own width W (the schema's per-feature ``embedding_dim``), then projected
+    linearly (no bias) to the tower's field width D, so every field stays D wide. Input: codes [B] (or
+    [B, L] for a ``PooledSequenceEmbedding``); output [B, D]. The W-wide table is the feature's embedding;
+    the projection is what a factorized embedding (a [V, W] table times a [W, D] matrix) adds."""
+
+    def __init__(self, embedding: tf.keras.layers.Layer, dim: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.embedding = embedding
+        self.projection = tf.keras.layers.Dense(dim, use_bias=False, name="projection")
+
+    def call(self, codes: tf.Tensor) -> tf.Tensor:
+        return self.projection(self.embedding(tf.cast(codes, tf.int32)))
+
+
 class FieldEmbedding(tf.keras.layers.Layer):
     """All features of one tower side, each embedded to a ``dim``-wide field vector.
 
@@ -120,7 +139,10 @@ class FieldEmbedding(tf.keras.layers.Layer):
       feature owning its own block of rows: one lookup per batch instead of one per feature, and one
       sparse update for the optimizer (the model is the same as with a table per feature);
     * plain numerics by ``NumericEmbedding``;
-    * sequences by ``PooledSequenceEmbedding`` (the mean over their non-padding ids).
+    * sequences by ``PooledSequenceEmbedding`` (the mean over their non-padding ids);
+    * a categorical or sequence feature whose spec sets its own ``embedding_dim`` W other than D by its own
+      W-wide table (``{name}_table``, or the pooled sequence embedding at width W) and a linear projection
+      to D (``ProjectedField``): the feature's embedding has the declared width, and the fields still stack.
 
     Args:
       feature_spec: the dataset's FeatureSpec (a dict from ``FeatureSpec.to_dict`` also works).
@@ -149,10 +171,15 @@ class FieldEmbedding(tf.keras.layers.Layer):
         self.categorical_names, offsets, rows = [], [], 0
         for name in self.feature_names:
             feature = feature_spec.get(name)
+            width = getattr(feature, "embedding_dim", None) or dim
             if isinstance(feature, SequenceFeature):
-                self.field_layers[name] = PooledSequenceEmbedding(feature.vocab_size, dim, name=f"{name}_embedding")
+                pooled = PooledSequenceEmbedding(feature.vocab_size, width, name=f"{name}_embedding")
+                self.field_layers[name] = pooled if width == dim else ProjectedField(pooled, dim, name=f"{name}_field")
             elif isinstance(feature, NumericFeature) and not feature.bucketized:
                 self.field_layers[name] = NumericEmbedding(dim, name=f"{name}_embedding")
+            elif width != dim:
+                table = tf.keras.layers.Embedding(feature.vocab_size, width, name=f"{name}_table")
+                self.field_layers[name] = ProjectedField(table, dim, name=f"{name}_field")
             else:
                 self.categorical_names.append(name)
                 offsets.append(rows)
@@ -167,6 +194,12 @@ class FieldEmbedding(tf.keras.layers.Layer):
     @property
     def num_fields(self) -> int:
         return len(self.feature_names)
+
+    def feature_width(self, name: str) -> int:
+        """The width of feature ``name``'s own embedding (before any projection to ``dim``)."""
+        layer = self.field_layers.get(name)
+        embedding = layer.embedding if isinstance(layer, ProjectedField) else layer
+        return getattr(embedding, "output_dim", None) or getattr(embedding, "dim", None) or self.dim
 
     def categorical_rows(self, name: str, codes: tf.Tensor) -> tf.Tensor:
         """Rows of the fused table holding feature ``name``'s ``codes`` (any shape)."""

@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 from typing import Any, Mapping
 
+from tower_zoo.memory import FLOAT_BYTES, require_fits
 from tower_zoo.tasks.losses import LOSSES
 from tower_zoo.training.optimizers import OPTIMIZERS
 
@@ -120,6 +122,8 @@ class TrainerConfig:
         if self.logq_correction is not None and not isinstance(self.logq_correction, bool):
             raise ValueError(f"trainer logq_correction must be True, False or None, got {self.logq_correction!r}")
         self._validate_rank_range()
+        _check_directory_path("tensorboard_dir", self.tensorboard_dir)
+        self._validate_memory()
         if self.negatives in ("in_batch", "mixed") and self.batch_size < 2:
             raise ValueError(f"in-batch negatives need batch_size >= 2, got {self.batch_size}")
         if self.task in ("ranking",) + LIST_TASKS and (self.logq_correction or self.hard_negatives
@@ -149,6 +153,16 @@ class TrainerConfig:
             raise ValueError(f"trainer hard_rank_range must be two integers 1 <= low <= high, got {band!r}")
         self.hard_rank_range = (int(band[0]), int(band[1]))
 
+    def _validate_memory(self) -> None:
+        """The [batch_size, batch_size + num_global_negatives] logits of a global-negative step, with the
+        softmax and the gradients (about 4 copies), must fit in memory."""
+        if not self.uses_global:
+            return
+        columns = self.num_global_negatives + (self.batch_size if self.uses_in_batch else 0) + self.hard_negatives
+        require_fits(f"trainer num_global_negatives={self.num_global_negatives} with batch_size={self.batch_size}",
+                     4 * FLOAT_BYTES * self.batch_size * columns,
+                     f"the [{self.batch_size}, {columns}] logits x 4 bytes x 4 copies for the softmax and gradients")
+
     @property
     def band_width(self) -> int:
         """W: how many ranks hard negatives are drawn from."""
@@ -175,6 +189,23 @@ class TrainerConfig:
     def training_settings(self) -> dict[str, Any]:
         """The options that shape what training computes (compared when a run is resumed)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in RESUMABLE_OPTIONS}
+
+
+def _check_directory_path(key: str, path: Any) -> None:
+    """``path`` (or None) can be a directory: neither it nor a parent is an existing file."""
+    if path is None:
+        return
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"trainer {key} must be a directory path, got {path!r}")
+    probe = os.path.abspath(os.fspath(path))
+    while True:
+        if os.path.exists(probe) and not os.path.isdir(probe):
+            where = "is a file" if probe == os.path.abspath(os.fspath(path)) else f"is under the file {probe!r}"
+            raise ValueError(f"trainer {key} {os.fspath(path)!r} {where}, not a directory")
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return
+        probe = parent
 
 
 def _check_int(key: str, value: Any, minimum: int) -> None:

@@ -51,6 +51,7 @@ from tower_zoo.training.callbacks import (CheckpointEachEpoch, DataEpoch, EpochR
                                           StepLossGuard, ValidationMetric)
 from tower_zoo.training.checkpoints import CheckpointStore
 from tower_zoo.training.config import TrainerConfig, make_trainer_config
+from tower_zoo.training.memory_checks import check_tables_fit
 from tower_zoo.training.optimizers import make_optimizer
 from tower_zoo.training.samplers import keep_probability, popularity_ipw_weights, unigram_probabilities
 
@@ -103,6 +104,7 @@ class Trainer:
                              f"{strategy.num_replicas_in_sync} replicas")
         self.task_kind = self.config.resolved_task(model)
         tf.keras.utils.set_random_seed(self.config.seed)
+        check_tables_fit(model, self.config.optimizer)  # before any variable exists
         with self.strategy.scope():
             model.build_weights()
             # ARF's learned loss weights live with the Trainer: one set across fits, optimized and checkpointed.
