@@ -203,3 +203,24 @@ def test_an_export_of_an_older_format_may_still_be_replaced(tmp_path):
     directory.check_target(old, overwrite=True)
     with pytest.raises(ValueError, match="format_version 1, this tower_zoo reads 2"):
         serving.load(str(old))
+
+
+def test_an_export_inside_another_run_prepared_dataset_or_export_is_refused(tmp_path):
+    """Not only the run being exported: any tower_zoo-managed directory above the target refuses it (an export
+    written into another run's prepared data would break that data's exact file listing)."""
+    other_run = tmp_path / "other_run"
+    (other_run / "prepared").mkdir(parents=True)
+    (other_run / "run.json").write_text("{}")
+    (other_run / "prepared" / "manifest.json").write_text(json.dumps({"files": {}, "format_version": 1}))
+    export = fake_export(tmp_path / "export", "old")
+    for target, owner in ((other_run / "prepared" / "x", "prepared dataset or export"),
+                          (export / "nested", "prepared dataset or export"),
+                          (other_run / "exports" / "x", "run directory")):
+        parent = target.parent.parent if owner == "run directory" else target.parent
+        with pytest.raises(ValueError, match=f"lies inside the {owner} {re.escape(repr(str(parent)))}"):
+            directory.check_target(target, overwrite=False)
+        assert not target.exists()
+    foreign = tmp_path / "webapp"
+    foreign.mkdir()
+    (foreign / "manifest.json").write_text(json.dumps({"name": "an app"}))   # another tool's manifest: no files list
+    directory.check_target(foreign / "export", overwrite=False)

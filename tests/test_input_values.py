@@ -314,6 +314,11 @@ def test_a_schema_embedding_dim_gives_that_feature_a_table_that_wide(tmp_path):
     user_fields = model.user_tower.fields
     assert [user_fields.feature_width(n) for n in user_fields.feature_names] == [16, 8, 16, 16]
     assert user_fields(model.dummy_features()).shape[1:] == (4, 16)  # user_id, gender, age, history: 16 wide
+    clone = type(model).from_config(model.get_config()).build_weights()  # the widths survive the config
+    assert sorted(tuple(w.shape) for w in clone.weights) == sorted(tuple(w.shape) for w in model.weights)
+    field = user_fields.field_layers["gender"]
+    copy = type(field).from_config(field.get_config())
+    assert (copy.dim, copy.embedding.output_dim, copy.embedding.input_dim) == (16, 8, spec.get("gender").vocab_size)
 
 
 # ============================================================================= CLI: one line, nothing written

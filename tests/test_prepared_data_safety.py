@@ -130,6 +130,17 @@ REFUSALS = {
 }
 
 
+def test_prepare_inside_a_prepared_dataset_or_export_is_refused(copies):
+    schema_file, prepared = copies
+    _fake_export(prepared.parent / "export")
+    before = snapshot(prepared.parent)
+    for inside in (prepared / "again", prepared.parent / "export" / "data"):
+        with pytest.raises(ValueError, match=f"refusing to prepare into '{inside}': it lies inside the prepared "
+                                             "dataset or export"):
+            prepare(str(schema_file), str(inside))
+    assert snapshot(prepared.parent) == before
+
+
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_overwrite_replaces_only_a_complete_prepared_dataset(copies, tmp_path, monkeypatch, capsys, case):
     schema_file, prepared = copies
@@ -281,8 +292,13 @@ def test_a_refused_resume_leaves_the_prepared_data_and_a_new_shard_is_a_change(c
     status, out, errors = run_cli(capsys, "describe", "--data", str(run / "prepared"))
     assert status == 0 and "400 interactions prepared in" in out, errors
     assert f"the sources changed since prepare: {shard} (new)" in out
-    status, _, errors = run_cli(capsys, "evaluate", "--run", str(run), "--noscann")
+    status, _, errors = run_cli(capsys, "evaluate", "--run", str(run), "--noscann", "--ks", "10")
     assert status == 0, errors                                            # the run's data is still there
+    assert len(errors) == 1 and "changed since it was prepared" in errors[0] and f"{shard} (new)" in errors[0], \
+        errors                                                            # ... and the changed sources are said
+    status, _, errors = run_cli(capsys, "evaluate", "--run", str(run), "--noscann", "--ks", "10,1000000")
+    assert status == 2 and errors == [f"tower-zoo evaluate: error: --ks 1000000 exceeds the 40 items of "
+                                      f"{run / 'prepared'}"], errors
     status, _, errors = run_cli(capsys, *train, "--epochs", "2", "--allow_data_change")
     assert status == 2 and len(errors) == 1 and "gives other vocabularies (feature spec)" in errors[0], errors
     assert snapshot(run / "prepared") == trained_on                       # item 999: the model cannot go on
@@ -308,7 +324,7 @@ def test_a_refused_resume_leaves_the_prepared_data_and_a_new_shard_is_a_change(c
 
     shard = sorted((run / "prepared" / "test_queries").glob("part-*.parquet"))[0]
     flip_a_byte(shard)                                                    # item 10: evaluate reads verified shards
-    status, _, errors = run_cli(capsys, "evaluate", "--run", str(run), "--noscann")
+    status, _, errors = run_cli(capsys, "evaluate", "--run", str(run), "--noscann", "--ks", "10")
     assert status == 2 and len(errors) == 1, errors
     assert errors[0] == f"tower-zoo evaluate: error: {shard}: SHA-256 differs from the manifest (corrupt or " \
                         "modified since prepare); prepare the data again"

@@ -75,8 +75,9 @@ flags.DEFINE_boolean("allow_data_change", False, "train / evaluate / export: use
                      "trained on (its fingerprint differs) instead of refusing; recorded in metrics.json.")
 flags.DEFINE_enum("kind", None, ["retrieval", "pre_ranking", "baseline"], "Filter for `list`.")
 flags.DEFINE_string("export_dir", None, "Export directory (export writes it, query reads it).")
-flags.DEFINE_boolean("overwrite", False, "export, prepare: replace an existing export (only a complete tower_zoo "
-                     "export) / prepared directory.")
+flags.DEFINE_boolean("overwrite", False, "export, prepare: replace an existing export / prepared directory, only "
+                     "a complete one of tower_zoo's that holds nothing else (never the current directory, one "
+                     "holding the schema or its sources, or a run); recommend: replace an existing --out file.")
 flags.DEFINE_list("user_id", [], "query: raw user ids to recommend for.")
 flags.DEFINE_integer("k", 10, "query, recommend: how many items per user.")
 flags.DEFINE_string("data", None, "train, prepare, describe: a dataset schema file (YAML/JSON) or a built-in dataset "

@@ -21,6 +21,7 @@ import errno
 import fcntl
 import json
 import os
+import pathlib
 import stat
 import tempfile
 from typing import Any, Iterator, Mapping
@@ -134,6 +135,26 @@ def holds(directory: str | os.PathLike, path: str | os.PathLike) -> bool:
     """True when ``path`` is ``directory`` or lies inside it (both resolved: links, ``..``)."""
     directory, path = os.path.realpath(directory), os.path.realpath(path)
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def managed_ancestor(path: str | os.PathLike) -> tuple[str, str] | None:
+    """(kind, directory) of the nearest directory above ``path`` whose files tower_zoo manages: a "run directory"
+    (``run.json``) or a "prepared dataset or export" (a ``manifest.json`` listing its ``files``, which a stray
+    file inside would fail); None when there is none. Writing a new directory there would be deleted with it or
+    break its checks."""
+    for parent in pathlib.Path(os.path.abspath(path)).parents:
+        if (parent / "run.json").is_file():
+            return "run directory", str(parent)
+        manifest = parent / "manifest.json"
+        if manifest.is_file():
+            try:
+                with open(manifest) as handle:
+                    listed = isinstance(json.load(handle).get("files"), dict)
+            except (OSError, ValueError, AttributeError):
+                listed = False
+            if listed:
+                return "prepared dataset or export", str(parent)
+    return None
 
 
 @contextlib.contextmanager

@@ -144,6 +144,7 @@ class PopularityTowers:
 def evaluate_prepared(model_name: str, model, prepared: PreparedDataset, ks: Sequence[int] = DEFAULT_KS,
                       use_scann: bool = True, chunk_size: int = 4_096) -> dict[str, Any]:
     """Streaming evaluation of ``model`` on the test part: ``{"reports": {name: report}, "table": Markdown}``."""
+    check_cutoffs(model_name, prepared, ks)
     if is_ranking(model_name):
         report = PreRankingEvaluator().evaluate_chunks(model, prepared.exposure_chunks("test", chunk_size))
         return {"reports": {"model": report}, "table": report.to_markdown()}
@@ -159,13 +160,19 @@ def evaluate_prepared(model_name: str, model, prepared: PreparedDataset, ks: Seq
     return {"reports": reports, "table": f"{table}\n\n{reports['model'].to_markdown()}"}
 
 
-def _check_against_data(model_name: str, prepared: PreparedDataset, trainer_config, ks: Sequence[int] | None) -> None:
-    """ValueError naming the flag and value for what this prepared data cannot satisfy, before any training."""
-    rows, corpus = prepared.num_rows("train"), prepared.feature_spec.item_id.vocab_size - 2
-    if trainer_config.batch_size > rows:
-        raise ValueError(f"--batch_size {trainer_config.batch_size} exceeds the {rows} training rows of {prepared.path}")
+def check_cutoffs(model_name: str, prepared: PreparedDataset, ks: Sequence[int] | None) -> None:
+    """ValueError when a retrieval cut-off K exceeds the item corpus (Recall@K would count every item)."""
+    corpus = prepared.feature_spec.item_id.vocab_size - 2
     if not is_ranking(model_name) and ks and max(ks) > corpus:
         raise ValueError(f"--ks {max(ks)} exceeds the {corpus} items of {prepared.path}")
+
+
+def _check_against_data(model_name: str, prepared: PreparedDataset, trainer_config, ks: Sequence[int] | None) -> None:
+    """ValueError naming the flag and value for what this prepared data cannot satisfy, before any training."""
+    rows = prepared.num_rows("train")
+    if trainer_config.batch_size > rows:
+        raise ValueError(f"--batch_size {trainer_config.batch_size} exceeds the {rows} training rows of {prepared.path}")
+    check_cutoffs(model_name, prepared, ks)
     if is_ranking(model_name) and LABEL not in prepared.example_source("train").keys:
         raise ValueError(f"model {model_name!r} is {model_kind(model_name)} and trains on exposure labels, but "
                          f"{prepared.path} has none: add labels: to the schema")
@@ -208,6 +215,11 @@ def load_prepared_run(run_dir: str, record: Mapping[str, Any] | None = None, all
     record = record if record is not None else read_run(run_dir)
     prepared = PreparedDataset.open(record["data"])
     warning = check_data(record, prepared_fingerprint(prepared), run_dir, allow_data_change)
+    stale = prepared.stale_sources()
+    if stale:
+        note = (f"the sources of {prepared.path} changed since it was prepared ({', '.join(stale)}); this uses the "
+                "prepared data the run was trained on")
+        warning = f"{warning}; {note}" if warning else note
     if spec_record(prepared)["sha256"] != record["feature_spec"].get("sha256"):
         raise ValueError(f"{prepared.path} now holds a different feature spec than run {run_dir!r} was trained with")
     model = create_model(record["model"], prepared.feature_spec, **record["model_overrides"])

@@ -47,6 +47,7 @@ import pyarrow as pa
 
 from tower_zoo.data import manifest as layout
 from tower_zoo.data import replace
+from tower_zoo.data.builtin import resolve_schema
 from tower_zoo.data.bucket_writer import BucketWriter, ShardLayout, reserved_columns
 from tower_zoo.data.encoders import Encoders, build_encoders
 from tower_zoo.data.external_sort import BucketFile, BucketPartitioner, sorted_buckets
@@ -55,7 +56,7 @@ from tower_zoo.data.interaction_rows import ScanResult, scan, stream_rows, strea
 from tower_zoo.data.keys import LABEL, SAMPLE_WEIGHT, objective_label
 from tower_zoo.data.prepare_outputs import prepared_stats, write_outputs
 from tower_zoo.data.prepared_lock import prepared_lock
-from tower_zoo.data.schema import DatasetSchema, load_schema
+from tower_zoo.data.schema import DatasetSchema
 from tower_zoo.data.spec import FeatureSpec
 from tower_zoo.data.split_assign import TEST, TRAIN, VALID, streamed_quantile
 
@@ -216,8 +217,9 @@ def prepare(schema: DatasetSchema | str, out: str, options: PrepareOptions = Pre
     under its exclusive lock throughout (``tower_zoo.data.prepared_lock``); an existing ``out`` is replaced only
     with ``overwrite`` and only when it is a complete prepared dataset (``tower_zoo.data.replace``)."""
     check_prepare_arguments(schema, out, options)
-    schema = load_schema(schema) if isinstance(schema, (str, os.PathLike)) else schema
+    schema = resolve_schema(os.fspath(schema)) if isinstance(schema, (str, os.PathLike)) else schema
     out = os.path.abspath(out)
+    replace.check_location(out)
     sources = [layout.source_record(path) for path in source_files(schema)]
     protected = [("the schema file", schema.path), *(("the source file", record["path"]) for record in sources)]
     with prepared_lock(out, exclusive=True):

@@ -6,6 +6,8 @@ the data that was there.
   fields, every file it lists with its size and the SHA-256 of the non-shard files, and no file it does not
   list). Never, whatever the flags: the current directory or one that holds it, a directory that holds the
   schema file or a source file, a run directory (``run.json``), an export or another tool's folder.
+* ``check_location``: a target inside a prepared dataset or an export is refused (it would break that one's
+  exact file listing); inside a run directory is fine.
 * ``staged_directory``: the new directory is written into a staging directory ``.NAME.partial-PID-*`` beside
   the target and swapped with the old one in one ``renameat2(RENAME_EXCHANGE)`` (``fileio.exchange_paths``),
   so the target path always holds a complete directory. Where the file system lacks the exchange, the old one
@@ -110,6 +112,16 @@ def _why_not(target: str, protected: Sequence[tuple[str, str]], require_manifest
     except PreparedDataError as err:
         return str(err)
     return None
+
+
+def check_location(target: str) -> None:
+    """ValueError when ``target`` lies inside a prepared dataset or an export (``fileio.managed_ancestor``): a new
+    directory there would make that one fail its exact file listing. Inside a run directory is fine (a run
+    prepares its own data into ``RUN/prepared``)."""
+    owner = fileio.managed_ancestor(target)
+    if owner is not None and owner[0] != "run directory":
+        raise ValueError(f"refusing to prepare into {target!r}: it lies inside the {owner[0]} {owner[1]!r}, whose "
+                         "files tower_zoo manages; choose another --out")
 
 
 def check_replaceable(target: str, overwrite: bool, protected: Sequence[tuple[str, str]] = (),

@@ -124,9 +124,20 @@ class ProjectedField(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.embedding = embedding
         self.projection = tf.keras.layers.Dense(dim, use_bias=False, name="projection")
+        self.dim = dim
 
     def call(self, codes: tf.Tensor) -> tf.Tensor:
         return self.projection(self.embedding(tf.cast(codes, tf.int32)))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "embedding": tf.keras.layers.serialize(self.embedding), "dim": self.dim}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "ProjectedField":
+        config = dict(config)
+        embedding = tf.keras.layers.deserialize(config.pop("embedding"),
+                                                custom_objects={"PooledSequenceEmbedding": PooledSequenceEmbedding})
+        return cls(embedding, **config)
 
 
 class FieldEmbedding(tf.keras.layers.Layer):

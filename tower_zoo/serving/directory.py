@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 from absl import logging
 
-from tower_zoo.fileio import apply_umask, read_json_record
+from tower_zoo.fileio import apply_umask, managed_ancestor, read_json_record
 from tower_zoo.fileio import exchange_paths as _exchange  # a module name, so that tests can fake its absence
 
 MANIFEST = "manifest.json"
@@ -112,6 +112,10 @@ def check_target(target: pathlib.Path, overwrite: bool, protected: Iterable[path
         if _overlaps(target, directory):
             raise ValueError(f"refusing to export to {str(target)!r}: it is, holds or lies inside the run "
                              f"directory {str(directory)!r}; choose another --export_dir")
+    owner = managed_ancestor(target)
+    if owner is not None:
+        raise ValueError(f"refusing to export to {str(target)!r}: it lies inside the {owner[0]} {owner[1]!r}, whose "
+                         "files tower_zoo manages; choose another --export_dir")
     if not os.path.lexists(target):
         return
     if not overwrite:
