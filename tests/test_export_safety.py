@@ -211,7 +211,7 @@ def test_an_export_inside_another_run_prepared_dataset_or_export_is_refused(tmp_
     other_run = tmp_path / "other_run"
     (other_run / "prepared").mkdir(parents=True)
     (other_run / "run.json").write_text("{}")
-    (other_run / "prepared" / "manifest.json").write_text(json.dumps({"files": {}, "format_version": 1}))
+    (other_run / "prepared" / "manifest.json").write_text(json.dumps({"files": {}, "format_version": 1, "parts": {}}))
     export = fake_export(tmp_path / "export", "old")
     for target, owner in ((other_run / "prepared" / "x", "prepared dataset or export"),
                           (export / "nested", "prepared dataset or export"),
@@ -222,5 +222,5 @@ def test_an_export_inside_another_run_prepared_dataset_or_export_is_refused(tmp_
         assert not target.exists()
     foreign = tmp_path / "webapp"
     foreign.mkdir()
-    (foreign / "manifest.json").write_text(json.dumps({"name": "an app"}))   # another tool's manifest: no files list
+    (foreign / "manifest.json").write_text(json.dumps({"name": "an app", "files": {"a.js": "x"}}))  # another tool's
     directory.check_target(foreign / "export", overwrite=False)

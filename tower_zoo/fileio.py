@@ -139,9 +139,9 @@ def holds(directory: str | os.PathLike, path: str | os.PathLike) -> bool:
 
 def managed_ancestor(path: str | os.PathLike) -> tuple[str, str] | None:
     """(kind, directory) of the nearest directory above ``path`` whose files tower_zoo manages: a "run directory"
-    (``run.json``) or a "prepared dataset or export" (a ``manifest.json`` listing its ``files``, which a stray
-    file inside would fail); None when there is none. Writing a new directory there would be deleted with it or
-    break its checks."""
+    (``run.json``) or a "prepared dataset or export" (a ``manifest.json`` of ours: a ``format_version``, the
+    ``files`` it lists, which a stray file inside would fail, and a prepared dataset's ``parts`` or an export's
+    ``model_name``); None when there is none. Another tool's manifest.json does not count."""
     for parent in pathlib.Path(os.path.abspath(path)).parents:
         if (parent / "run.json").is_file():
             return "run directory", str(parent)
@@ -149,10 +149,12 @@ def managed_ancestor(path: str | os.PathLike) -> tuple[str, str] | None:
         if manifest.is_file():
             try:
                 with open(manifest) as handle:
-                    listed = isinstance(json.load(handle).get("files"), dict)
-            except (OSError, ValueError, AttributeError):
-                listed = False
-            if listed:
+                    content = json.load(handle)
+                ours = (isinstance(content, dict) and "format_version" in content
+                        and isinstance(content.get("files"), dict) and ("parts" in content or "model_name" in content))
+            except (OSError, ValueError):
+                ours = False
+            if ours:
                 return "prepared dataset or export", str(parent)
     return None
 
