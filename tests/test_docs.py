@@ -12,10 +12,10 @@ Checked without running any work (one import of ``tower_zoo.cli``, no subprocess
 - every relative Markdown link or image points at an existing file, and a ``#anchor`` at a heading of it;
 - every docs page is linked from the README, and the README is at most 300 lines.
 
-The quick-start journey itself (a schema -> describe -> prepare -> train --data -> evaluate -> export -> serve)
-is run end to end by tests/test_cli_data.py (``test_prepare_then_describe``,
-``test_train_on_prepared_data_streams_and_evaluate_reproduces``) and tests/test_recommend.py
-(``test_cli_recommend_and_its_one_line_errors``, ``recommend --users``).
+The README's quick start itself (its schema file, describe -> prepare -> train --data -> evaluate -> export ->
+recommend, and its Python block) runs as written in tests/test_readme_quickstart.py; the same journey on the
+built-in synthetic set is tests/test_cli_data.py (``test_prepare_then_describe``,
+``test_train_on_prepared_data_streams_and_evaluate_reproduces``) and tests/test_recommend.py (``recommend --users``).
 """
 
 from __future__ import annotations
