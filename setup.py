@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="A TensorFlow/Keras model zoo of two-tower models for retrieval and pre-ranking.",
     packages=find_packages(include=["tower_zoo", "tower_zoo.*"]),
-    package_data={"tower_zoo.data": ["schemas/*.yaml"]},
+    package_data={"tower_zoo.data.builtin": ["schemas/*.yaml"]},
     python_requires=">=3.11",
     install_requires=[
         "tensorflow~=2.20.0",

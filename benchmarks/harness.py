@@ -56,7 +56,7 @@ def memory_kb(field: str) -> int:
 
 def padded_spec(spec, rows: int):
     """``spec`` with the user-id, item-id and history vocabularies padded to ``rows`` entries (unseen ids)."""
-    from tower_zoo.data.spec import FeatureSpec
+    from tower_zoo.data.schema.spec import FeatureSpec
 
     def pad(feature):
         if feature.name not in (spec.user_id_feature, spec.item_id_feature, "history"):

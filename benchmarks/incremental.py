@@ -31,7 +31,7 @@ import numpy as np
 from absl import app, flags
 
 from tower_zoo.data import movielens_100k
-from tower_zoo.data.splits import _ordered_with_history, _split_parts
+from tower_zoo.data.memory.splits import _ordered_with_history, _split_parts
 from tower_zoo.evaluation import RetrievalEvaluator
 from tower_zoo.training import Trainer
 

@@ -173,8 +173,8 @@ def run_mvke(split, levels, seed, epochs) -> dict:
 def run_long(seed, epochs, state: dict) -> dict:
     import tower_zoo
     from tower_zoo.data import leave_last_out, movielens_100k
-    from tower_zoo.data.categories import (long_history_examples, long_history_queries, rarest_labels,
-                                           with_item_categories)
+    from tower_zoo.data.memory.categories import (long_history_examples, long_history_queries, rarest_labels,
+                                                  with_item_categories)
     from tower_zoo.evaluation.metrics import per_query_metrics
     from tower_zoo.evaluation.multi_context import multi_context_top_k, top_contexts
     from tower_zoo.runs import evaluate_split
@@ -218,7 +218,7 @@ SWITCHES = None
 def run_relevance(seed, epochs, state: dict) -> dict:
     import tower_zoo
     from tower_zoo.data import movielens_100k
-    from tower_zoo.data.item_to_item import genre_overlap, item_to_item_split
+    from tower_zoo.data.memory.item_to_item import genre_overlap, item_to_item_split
     from tower_zoo.evaluation.relevance import relevance_engagement_report
     from tower_zoo.training.relevance import RelevanceSwitches, relevance_recipe
 

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from tower_zoo.data import ExposureSplit
-from tower_zoo.data.dataset import HISTORY_FEATURE
-from tower_zoo.data.spec import NumericFeature, encode_feature
+from tower_zoo.data.schema.keys import HISTORY_FEATURE
+from tower_zoo.data.schema.spec import NumericFeature, encode_feature
 
 RATE_FEATURES = {"user": "user_label_rate", "item": "item_label_rate"}
 

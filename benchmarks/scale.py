@@ -3,7 +3,7 @@
     python -m benchmarks.scale [--sizes 1000000,10000000,30000000] [--users 1000000] [--items 1000000]
                                [--memory_budget_mb 1024] [--work /tmp/tower_zoo_scale] [--out benchmarks/results]
 
-For each size, ``tower_zoo.data.synthetic_scale`` writes Parquet shards (Zipf item popularity, power-law user
+For each size, ``tower_zoo.data.builtin.synthetic_scale`` writes Parquet shards (Zipf item popularity, power-law user
 activity, timestamps, side features incl. a multi-valued one, 2% cold items) once into --work; then, each in a
 fresh process so that its peak RSS (VmHWM) is its own:
 
@@ -65,14 +65,14 @@ FLAGS = flags.FLAGS
 
 _GENERATE = """
 import sys, tower_zoo
-from tower_zoo.data.synthetic_scale import ScaleConfig, write_scale_dataset
+from tower_zoo.data.builtin.synthetic_scale import ScaleConfig, write_scale_dataset
 write_scale_dataset(sys.argv[1], ScaleConfig(num_interactions=int(sys.argv[2]), num_users=int(sys.argv[3]),
                                              num_items=int(sys.argv[4])))
 """
 
 _PREPARE = """
 import json, sys, time, tower_zoo
-from tower_zoo.data.prepare import PrepareOptions, peak_rss_bytes, prepare
+from tower_zoo.data.prepare.run import PrepareOptions, peak_rss_bytes, prepare
 started = time.perf_counter()
 stats = prepare(sys.argv[1], sys.argv[2], PrepareOptions(memory_budget_mb=int(sys.argv[3])), overwrite=True)
 print(json.dumps({"seconds": time.perf_counter() - started, "peak_rss_gb": peak_rss_bytes() / 2**30,
@@ -81,8 +81,8 @@ print(json.dumps({"seconds": time.perf_counter() - started, "peak_rss_gb": peak_
 
 _READ = """
 import json, sys, time, tower_zoo
-from tower_zoo.data.prepared import PreparedDataset
-from tower_zoo.data.prepare import peak_rss_bytes
+from tower_zoo.data.read.prepared import PreparedDataset
+from tower_zoo.data.prepare.run import peak_rss_bytes
 source = PreparedDataset.open(sys.argv[1]).example_source("train")
 limit = min(int(sys.argv[2]), source.num_rows)
 wall, cpu, rows = time.perf_counter(), time.process_time(), 0
@@ -98,8 +98,8 @@ print(json.dumps({"rows": rows, "rows_per_second": rows / wall, "rows_per_cpu_se
 
 _TRAIN = """
 import json, sys, time, tower_zoo
-from tower_zoo.data.prepared import PreparedDataset
-from tower_zoo.data.prepare import peak_rss_bytes
+from tower_zoo.data.read.prepared import PreparedDataset
+from tower_zoo.data.prepare.run import peak_rss_bytes
 from tower_zoo.training import Trainer
 prepared = PreparedDataset.open(sys.argv[1])
 model = tower_zoo.create_model("dssm", prepared.feature_spec)
@@ -114,8 +114,8 @@ _PEER = """
 import json, sys, time, tower_zoo
 import tensorflow as tf
 from benchmarks.peer_tfrs import EpochTimer, TutorialModel
-from tower_zoo.data.prepared import PreparedDataset
-from tower_zoo.data.prepare import peak_rss_bytes
+from tower_zoo.data.read.prepared import PreparedDataset
+from tower_zoo.data.prepare.run import peak_rss_bytes
 prepared = PreparedDataset.open(sys.argv[1])
 spec = prepared.feature_spec
 tf.keras.utils.set_random_seed(0)
@@ -134,7 +134,7 @@ print(json.dumps({"seconds": timer.seconds[0], "examples_per_second": rows / tim
 # chunks cut at a limit, for the evaluation steps.
 _LOAD_TRAINED = """
 import json, sys, time, tower_zoo
-from tower_zoo.data.prepared import PreparedDataset
+from tower_zoo.data.read.prepared import PreparedDataset
 from tower_zoo.training.checkpoints import restore_latest_weights
 prepared = PreparedDataset.open(sys.argv[1])
 model = tower_zoo.create_model("dssm", prepared.feature_spec)
@@ -152,7 +152,7 @@ def first_users(chunks, limit):
 """
 
 _EVALUATE = _LOAD_TRAINED + """
-from tower_zoo.data.prepare import peak_rss_bytes
+from tower_zoo.data.prepare.run import peak_rss_bytes
 from tower_zoo.evaluation import RetrievalEvaluator, ScannConfig
 users = int(sys.argv[3])
 leaves, leaves_to_search, reorder = map(int, sys.argv[4:7])

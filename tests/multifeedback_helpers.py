@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tower_zoo.data.spec import NUM_RESERVED, NumericFeature, SequenceFeature
+from tower_zoo.data.schema.spec import NUM_RESERVED, NumericFeature, SequenceFeature
 
 
 def shuffled_side(spec, examples, side, seed=0):

@@ -1,5 +1,5 @@
 """Small random datasets written as Parquet + schema, and decoding of prepared examples, for the tests of
-``tower-zoo prepare`` (schema path) against the in-memory splits (``tower_zoo.data.splits``)."""
+``tower-zoo prepare`` (schema path) against the in-memory splits (``tower_zoo.data.memory.splits``)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-from tower_zoo.data.builtin import write_interaction_data
-from tower_zoo.data.dataset import build_interaction_data
-from tower_zoo.data.spec import FeatureSpec
+from tower_zoo.data.builtin.resolve import write_interaction_data
+from tower_zoo.data.memory.dataset import build_interaction_data
+from tower_zoo.data.schema.spec import FeatureSpec
 
 HISTORY_LENGTH = 4
 

@@ -9,8 +9,8 @@ import pytest
 
 import tower_zoo
 from tower_zoo.data import build_interaction_data, leave_last_out, synthetic_interactions
-from tower_zoo.data.prepare import PrepareOptions, prepare
-from tower_zoo.data.spec import CategoricalFeature, FeatureSpec, NumericFeature
+from tower_zoo.data.prepare.run import PrepareOptions, prepare
+from tower_zoo.data.schema.spec import CategoricalFeature, FeatureSpec, NumericFeature
 from tower_zoo.evaluation.preranking import PreRankingEvaluator
 from tower_zoo.evaluation.retrieval import RetrievalEvaluator
 from tower_zoo.training.trainer import Trainer

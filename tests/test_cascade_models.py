@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import tower_zoo
 from tower_zoo.data import synthetic_interactions, time_split
-from tower_zoo.data.keys import LABEL, objective_label
+from tower_zoo.data.schema.keys import LABEL, objective_label
 from tower_zoo.models.cold import rank_fields, selected_config
 from tower_zoo.tasks import RankingTask
 from tower_zoo.training import Trainer

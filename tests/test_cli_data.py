@@ -9,8 +9,8 @@ import pytest
 
 from prepared_helpers import random_data, schema_dict, write_dataset
 from tower_zoo import cli
-from tower_zoo.data.describe import describe, describe_schema, format_description
-from tower_zoo.data.schema import load_schema
+from tower_zoo.data.read.describe import describe, describe_schema, format_description
+from tower_zoo.data.schema.loading import load_schema
 
 
 def _cli(*args):

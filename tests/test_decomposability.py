@@ -19,7 +19,7 @@ import tensorflow as tf
 import tower_zoo
 from tower_zoo import registry
 from tower_zoo.data import build_interaction_data, leave_last_out
-from tower_zoo.data.spec import NUM_RESERVED, NumericFeature, SequenceFeature
+from tower_zoo.data.schema.spec import NUM_RESERVED, NumericFeature, SequenceFeature
 from tower_zoo.models.dssm import DSSM, DSSMConfig
 
 ROWS = 6

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from tower_zoo.data import build_interaction_data, random_exposure_split, synthetic_interactions
-from tower_zoo.data.spec import NumericFeature
+from tower_zoo.data.schema.spec import NumericFeature
 
 
 @pytest.fixture(scope="module")

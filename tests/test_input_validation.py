@@ -9,7 +9,7 @@ import pytest
 
 import tower_zoo
 from tower_zoo.data import build_interaction_data, synthetic_interactions
-from tower_zoo.data.spec import CategoricalFeature, FeatureSpec, NumericFeature, SequenceFeature
+from tower_zoo.data.schema.spec import CategoricalFeature, FeatureSpec, NumericFeature, SequenceFeature
 
 DATA = synthetic_interactions(num_users=20, num_items=12, interactions_per_user=4)
 

@@ -16,9 +16,10 @@ import pytest
 import yaml
 
 from prepared_helpers import random_data, schema_dict, write_dataset
-from tower_zoo.data.prepare import prepare
-from tower_zoo.data.prepared import PreparedDataset
-from tower_zoo.data.schema import SchemaError, load_schema, parse_schema
+from tower_zoo.data.prepare.run import prepare
+from tower_zoo.data.read.prepared import PreparedDataset
+from tower_zoo.data.schema.dataset_schema import SchemaError, parse_schema
+from tower_zoo.data.schema.loading import load_schema
 
 
 def _source(tmp_path, **overrides) -> tuple[pathlib.Path, pathlib.Path]:
@@ -163,7 +164,7 @@ def test_a_header_only_csv_names_the_file(tmp_path):
 
 
 def test_grouplens_ids_beyond_int64_are_refused(tmp_path):
-    from tower_zoo.data.movielens import movielens_1m
+    from tower_zoo.data.builtin.movielens import movielens_1m
 
     (tmp_path / "ratings.dat").write_text("9223372036854775808::10::5::978300760\n1::10::3::978302109\n")
     (tmp_path / "users.dat").write_text("9223372036854775808::F::1::10::48067\n1::M::56::16::70072\n")

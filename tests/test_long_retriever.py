@@ -3,8 +3,8 @@ import pytest
 
 import tower_zoo
 from tower_zoo.data import leave_last_out, synthetic_interactions
-from tower_zoo.data.categories import (long_history_examples, long_history_queries, rarest_labels,
-                                       truncate_history, with_item_categories)
+from tower_zoo.data.memory.categories import (long_history_examples, long_history_queries, rarest_labels,
+                                              truncate_history, with_item_categories)
 from tower_zoo.evaluation.multi_context import merge_lists, multi_context_top_k, quota, top_contexts
 from tower_zoo.training import Trainer
 

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tower_zoo.data import InteractionData, movielens_100k, movielens_100k_wheel_path, movielens_1m
-from tower_zoo.data import movielens as ml
-from tower_zoo.data.spec import CategoricalFeature, NumericFeature, SequenceFeature
+from tower_zoo.data.builtin import movielens as ml
+from tower_zoo.data.schema.spec import CategoricalFeature, NumericFeature, SequenceFeature
 
 
 @pytest.fixture(scope="module")

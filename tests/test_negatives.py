@@ -6,11 +6,11 @@ import tensorflow as tf
 
 import tower_zoo
 from tower_zoo.data import leave_last_out, synthetic_interactions
-from tower_zoo.training import Trainer
-from tower_zoo.training.hard_negatives import mine_hard_negatives
 from tower_zoo.tasks import Scorer
 from tower_zoo.tasks.losses import (BinaryCrossEntropyCandidateLoss, HingeCandidateLoss,
                                        LogisticPairwiseCandidateLoss, SoftmaxCandidateLoss)
+from tower_zoo.training import Trainer
+from tower_zoo.training.hard_negatives import mine_hard_negatives
 
 
 def _softplus(x):
@@ -163,7 +163,7 @@ def test_shared_logq_mode_uses_unigram_frequency_for_every_column(split):
 
 
 def test_log_q_uses_down_sampled_counts_and_hard_negatives_log_k_over_w(split):
-    from tower_zoo.training.samplers import keep_probability
+    from tower_zoo.tasks.samplers import keep_probability
 
     trainer, model = _trainer(split, hard_negatives=2, hard_rank_range=(1, 8), downsample_threshold=0.003)
     examples = split.examples("train")

@@ -6,14 +6,14 @@ import pyarrow as pa
 import pytest
 
 from prepared_helpers import HISTORY_LENGTH, decoder, example_rows, random_data, schema_dict, write_dataset
-from tower_zoo.data.external_sort import BucketPartitioner, sorted_buckets
-from tower_zoo.data.prepare import PrepareOptions, prepare
-from tower_zoo.data.prepared import PreparedDataset
-from tower_zoo.data.schema import VocabOptions
-from tower_zoo.data.spec import NUM_RESERVED, hash_bucket
-from tower_zoo.data.split_assign import streamed_quantile
-from tower_zoo.data.splits import leave_last_out, time_split
-from tower_zoo.data.vocab import ValueCounter, select_vocabulary
+from tower_zoo.data.memory.splits import leave_last_out, time_split
+from tower_zoo.data.prepare.external_sort import BucketPartitioner, sorted_buckets
+from tower_zoo.data.prepare.run import PrepareOptions, prepare
+from tower_zoo.data.prepare.split_assign import streamed_quantile
+from tower_zoo.data.prepare.vocab import ValueCounter, select_vocabulary
+from tower_zoo.data.read.prepared import PreparedDataset
+from tower_zoo.data.schema.dataset_schema import VocabOptions
+from tower_zoo.data.schema.spec import NUM_RESERVED, hash_bucket
 
 MANY_BUCKETS = PrepareOptions(max_bucket_rows=60, rows_per_shard=150, batch_rows=97)  # 600 rows: >= 10 buckets
 
@@ -187,7 +187,7 @@ def test_history_decoder_round_trip():
 
 def test_movielens_100k_schema_gives_the_rows_and_vocabularies_of_leave_last_out(tmp_path):
     from tower_zoo.data import movielens_100k
-    from tower_zoo.data.builtin import builtin_schema
+    from tower_zoo.data.builtin.resolve import builtin_schema
 
     data = movielens_100k()
     reference = leave_last_out(data)
@@ -226,7 +226,7 @@ def test_string_ids_give_the_same_examples_as_integer_ids(tmp_path):
 def test_movielens_1m_schema_reads_the_grouplens_files(tmp_path, monkeypatch):
     from test_movielens import _write_ml1m
     from tower_zoo.data import movielens_1m
-    from tower_zoo.data.builtin import builtin_schema
+    from tower_zoo.data.builtin.resolve import builtin_schema
 
     monkeypatch.setenv("TOWER_ZOO_CACHE", str(tmp_path / "cache"))
     source = tmp_path / "ml-1m"

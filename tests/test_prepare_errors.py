@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from prepared_helpers import random_data, schema_dict, write_dataset
-from tower_zoo.data import prepare as prepare_module
-from tower_zoo.data.manifest import PreparedDataError
-from tower_zoo.data.prepare import PrepareOptions, prepare
-from tower_zoo.data.prepared import PreparedDataset
+from tower_zoo.data.prepare import run as prepare_module
+from tower_zoo.data.prepare.run import PrepareOptions, prepare
+from tower_zoo.data.read.prepared import PreparedDataset
+from tower_zoo.data.store.manifest import PreparedDataError
 
 
 def _source(tmp_path, **schema_overrides):
@@ -147,7 +147,7 @@ def test_a_failure_midway_leaves_the_previous_directory_untouched(tmp_path, monk
 _KILLED_PREPARE = """
 import sys, time
 import tower_zoo
-from tower_zoo.data import prepare as module
+from tower_zoo.data.prepare import run as module
 real_add = module.BucketWriter.add
 def slow_add(self, bucket):
     real_add(self, bucket)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tower_zoo.data.synthetic_scale import ScaleConfig, write_scale_dataset
+from tower_zoo.data.builtin.synthetic_scale import ScaleConfig, write_scale_dataset
 
 # Runs prepare in a fresh process and prints its peak RSS in KiB (VmHWM: ru_maxrss would still hold the size of
 # the pytest process it was forked from). The tower_zoo packages are stubbed so that
@@ -19,7 +19,7 @@ for name, path in (("tower_zoo", root), ("tower_zoo.data", os.path.join(root, "d
     module = types.ModuleType(name)
     module.__path__ = [path]
     sys.modules[name] = module
-from tower_zoo.data.prepare import PrepareOptions, peak_rss_bytes, prepare
+from tower_zoo.data.prepare.run import PrepareOptions, peak_rss_bytes, prepare
 stats = prepare(sys.argv[2], sys.argv[3], PrepareOptions(memory_budget_mb=32, rows_per_shard=50_000, max_open_shards=4))
 assert "tensorflow" not in sys.modules
 print(peak_rss_bytes() // 1024, stats["buckets"])

@@ -24,10 +24,10 @@ import pytest
 
 from prepared_helpers import random_data, schema_dict, write_dataset
 from tower_zoo import cli
-from tower_zoo.data import prepare as prepare_module
-from tower_zoo.data.manifest import PreparedDataError
-from tower_zoo.data.prepare import PrepareOptions, prepare
-from tower_zoo.data.prepared import PreparedDataset
+from tower_zoo.data.prepare import run as prepare_module
+from tower_zoo.data.prepare.run import PrepareOptions, prepare
+from tower_zoo.data.read.prepared import PreparedDataset
+from tower_zoo.data.store.manifest import PreparedDataError
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(sys.path)}
 
@@ -182,7 +182,7 @@ def test_a_failure_between_the_renames_puts_the_old_data_back(copies, monkeypatc
 _KILLED_BETWEEN_RENAMES = """
 import os, signal, sys
 from tower_zoo import fileio
-from tower_zoo.data.prepare import PrepareOptions, prepare
+from tower_zoo.data.prepare.run import PrepareOptions, prepare
 target = os.path.abspath(sys.argv[2])
 fileio.exchange_paths = lambda a, b: False     # the two-rename fallback
 real_replace = os.replace

@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from prepared_helpers import random_data, schema_dict, write_dataset
-from tower_zoo.data.manifest import MANIFEST_FILE, PreparedDataError
-from tower_zoo.data.prepare import PrepareOptions, prepare
-from tower_zoo.data.prepared import PreparedDataset
+from tower_zoo.data.prepare.run import PrepareOptions, prepare
+from tower_zoo.data.read.prepared import PreparedDataset
+from tower_zoo.data.store.manifest import MANIFEST_FILE, PreparedDataError
 
 READER = {"shuffle_rows": 64, "read_rows": 16, "cycle_length": 2}  # small, so the buffer carries rows over
 

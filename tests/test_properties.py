@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tower_zoo.data import CategoricalFeature, FeatureSpec, NumericFeature, SequenceFeature, build_interaction_data
-from tower_zoo.data.splits import leave_last_out
+from tower_zoo.data.memory.splits import leave_last_out
 from tower_zoo.evaluation.metrics import per_query_metrics
 from tower_zoo.evaluation.preranking import auc, gauc
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tower_zoo  # noqa: F401  (legacy Keras before TensorFlow is used)
-from tower_zoo.data.spec import CategoricalFeature, FeatureSpec, NumericFeature, SequenceFeature
+from tower_zoo.data.schema.spec import CategoricalFeature, FeatureSpec, NumericFeature, SequenceFeature
 from tower_zoo.serving.raw_features import RawFeatureEncoder, raw_signature
 from tower_zoo.serving.requests import call_signature, id_matrix, request_arrays
 

@@ -4,11 +4,11 @@ import pytest
 
 import tower_zoo
 from tower_zoo.data import build_interaction_data
-from tower_zoo.data.item_to_item import engaged_pairs, genre_overlap, item_to_item_split, title_words
+from tower_zoo.data.memory.item_to_item import engaged_pairs, genre_overlap, item_to_item_split, title_words
 from tower_zoo.evaluation.relevance import relevance_engagement_report
+from tower_zoo.tasks.samplers import popularity_ipw_weights
 from tower_zoo.training import Trainer
 from tower_zoo.training.relevance import RelevanceSwitches, relevance_recipe
-from tower_zoo.training.samplers import popularity_ipw_weights
 
 from multifeedback_helpers import assert_decomposable
 

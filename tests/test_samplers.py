@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from tower_zoo.data import CategoricalFeature, FeatureSpec
-from tower_zoo.data.keys import KEEP
-from tower_zoo.data.source import ArrayExampleSource
-from tower_zoo.training.samplers import AliasSampler, build_alias_table, keep_probability, unigram_probabilities
+from tower_zoo.data.read.source import ArrayExampleSource
+from tower_zoo.data.schema.keys import KEEP
+from tower_zoo.tasks.samplers import AliasSampler, build_alias_table, keep_probability, unigram_probabilities
 
 
 def test_unigram_probabilities_power_075():

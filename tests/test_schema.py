@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from prepared_helpers import random_data, schema_dict, write_dataset
-from tower_zoo.data.builtin import SCHEMA_DIR, builtin_schema_names
-from tower_zoo.data.schema import LabelDef, SchemaError, VocabOptions, load_schema, parse_schema
+from tower_zoo.data.builtin.resolve import SCHEMA_DIR, builtin_schema_names
+from tower_zoo.data.schema.dataset_schema import LabelDef, SchemaError, VocabOptions, parse_schema
+from tower_zoo.data.schema.loading import load_schema
 
 
 def _parse(**overrides):

@@ -4,8 +4,8 @@ import pytest
 
 from tower_zoo.data import (CategoricalFeature, FeatureSpec, NumericFeature, SequenceFeature,
                             build_interaction_data, leave_last_out)
-from tower_zoo.data.spec import OOVCounter
-from tower_zoo.data.splits import history_matrix
+from tower_zoo.data.memory.splits import history_matrix
+from tower_zoo.data.schema.spec import OOVCounter
 
 
 def _spec():

@@ -244,7 +244,7 @@ def _print_evaluation(result: dict[str, Any]) -> None:
 
 def cmd_list() -> None:
     for name in tower_zoo.list_models(kind=FLAGS.kind):
-        model_class = registry._lookup(name)[1]
+        model_class = registry.lookup_model(name)[1]
         doc = (model_class.__doc__ or "").strip().splitlines()[0]
         print(f"{name:22s} {registry.model_kind(name):12s} {doc}")
 
@@ -271,7 +271,7 @@ def cmd_train() -> None:
 
 def _train_on_prepared_data(ks, options) -> None:
     """``train --data``: a schema, built-in dataset or prepared directory, trained and evaluated streaming."""
-    from tower_zoo.data.builtin import check_data_dir
+    from tower_zoo.data.builtin.resolve import check_data_dir
     from tower_zoo.prepared_runs import evaluate_prepared_run, train_prepared_run
 
     check_data_dir(FLAGS.data, FLAGS.data_dir)
@@ -312,7 +312,7 @@ def cmd_evaluate() -> None:
 
 
 def cmd_benchmark() -> None:
-    from tower_zoo.data.catalog import load_dataset
+    from tower_zoo.data.builtin.catalog import load_dataset
     from tower_zoo.fileio import write_json_atomic
     from tower_zoo.runs import evaluate_split, metrics_table, report_rows, run_lock, summary_columns, train_run
 
@@ -402,8 +402,8 @@ def cmd_recommend() -> None:
 
 
 def cmd_prepare() -> None:
-    from tower_zoo.data.builtin import resolve_schema
-    from tower_zoo.data.prepare import PrepareOptions, prepare
+    from tower_zoo.data.builtin.resolve import resolve_schema
+    from tower_zoo.data.prepare.run import PrepareOptions, prepare
 
     if not FLAGS.data or not FLAGS.out:
         raise UsageError("prepare needs --data SCHEMA (a schema file or built-in dataset) and --out DIR")
@@ -415,7 +415,7 @@ def cmd_prepare() -> None:
 
 
 def cmd_describe() -> None:
-    from tower_zoo.data.describe import describe
+    from tower_zoo.data.read.describe import describe
 
     if not FLAGS.data:
         raise UsageError("describe needs --data SCHEMA (a schema file, built-in dataset or prepared directory)")

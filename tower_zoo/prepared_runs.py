@@ -29,19 +29,19 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tower_zoo.data.builtin import resolve_schema
-from tower_zoo.data.keys import LABEL
-from tower_zoo.data.manifest import MANIFEST_FILE
-from tower_zoo.data.prepare import PrepareOptions, prepare
-from tower_zoo.data.prepared import PreparedDataset
-from tower_zoo.data.replace import interrupted, move_into_place
+from tower_zoo.data.builtin.resolve import resolve_schema
+from tower_zoo.data.prepare.run import PrepareOptions, prepare
+from tower_zoo.data.read.prepared import PreparedDataset
+from tower_zoo.data.schema.keys import LABEL
+from tower_zoo.data.store.manifest import MANIFEST_FILE
+from tower_zoo.data.store.replace import interrupted, move_into_place
 from tower_zoo.evaluation import RetrievalEvaluator
 from tower_zoo.evaluation.preranking import PreRankingEvaluator
 from tower_zoo.fileio import write_json_atomic
 from tower_zoo.registry import create_model, model_kind
 from tower_zoo.run_record import RUN_FILE, check_data, read_run, run_lock
-from tower_zoo.runs import (CHECKPOINT_SUBDIR, DEFAULT_KS, _settings, _start_record, fit_and_record, is_ranking,
-                            metrics_table, record_metrics, report_rows, summary_columns)
+from tower_zoo.runs import (CHECKPOINT_SUBDIR, DEFAULT_KS, fit_and_record, is_ranking, metrics_table, record_metrics,
+                            report_rows, run_settings, start_record, summary_columns)
 from tower_zoo.training.checkpoints import restore_latest_weights
 from tower_zoo.training.config import make_trainer_config
 from tower_zoo.training.memory_checks import check_tables_fit
@@ -193,10 +193,10 @@ def train_prepared_run(out_dir: str, model_name: str, data: str, data_dir: str |
     model_overrides = dict(model_overrides or {})
     with run_lock(out_dir), open_data(data, out_dir, data_dir, memory_budget_mb, verbose,
                                       allow_data_change).locked() as prepared:
-        settings = _settings(model_name, DATASET_NAME, None, model_overrides, trainer_config, {})
+        settings = run_settings(model_name, DATASET_NAME, None, model_overrides, trainer_config, {})
         split = dataclasses.asdict(prepared.schema.split)
         settings.update(data=os.path.abspath(prepared.path), split={**split, "method": f"prepared:{split['method']}"})
-        record = _start_record(out_dir, settings, prepared_fingerprint(prepared), spec_record(prepared),
+        record = start_record(out_dir, settings, prepared_fingerprint(prepared), spec_record(prepared),
                                f"prepared:{prepared.path}", allow_setting_change, allow_data_change)
         _check_against_data(model_name, prepared, trainer_config, ks)
         model = create_model(model_name, prepared.feature_spec, **model_overrides)

@@ -48,7 +48,8 @@ def list_models(pattern: str | None = None, kind: str | None = None) -> list[str
     return names
 
 
-def _lookup(name: str) -> tuple[type, Callable[..., Any]]:
+def lookup_model(name: str) -> tuple[type, Callable[..., Any]]:
+    """``(model class, builder)`` registered under ``name``; ValueError listing the registered models."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
     return _REGISTRY[name]
@@ -56,12 +57,12 @@ def _lookup(name: str) -> tuple[type, Callable[..., Any]]:
 
 def model_config_class(name: str) -> type:
     """The config dataclass registered for model ``name``."""
-    return _lookup(name)[0]
+    return lookup_model(name)[0]
 
 
 def model_kind(name: str) -> str:
     """``"retrieval"``, ``"pre_ranking"`` or ``"baseline"``: the registered model class's ``model_kind``."""
-    return getattr(_lookup(name)[1], "model_kind", "retrieval")
+    return getattr(lookup_model(name)[1], "model_kind", "retrieval")
 
 
 def make_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
@@ -84,7 +85,7 @@ def make_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
 def prepare_data(name: str, data: Any) -> Any:
     """The dataset model ``name`` trains on: ``data`` itself, or what the model class's ``prepare_data``
     classmethod derives from it (e.g. ``long_retriever`` adds item categories and category-tagged histories)."""
-    _, builder = _lookup(name)
+    _, builder = lookup_model(name)
     hook = getattr(builder, "prepare_data", None)
     return hook(data) if hook is not None else data
 
@@ -98,7 +99,7 @@ def create_model(name: str, feature_spec: Any = None, **overrides: Any) -> Any:
         it fixes vocabulary sizes and which features feed each tower.
       **overrides: config fields, e.g. ``embedding_dim=64``.
     """
-    _, builder = _lookup(name)
+    _, builder = lookup_model(name)
     config = make_config(name, overrides)
     if feature_spec is None:
         raise ValueError(

@@ -24,21 +24,22 @@ import pandas as pd
 import tensorflow as tf
 from absl import logging
 
-from tower_zoo.data.catalog import load_dataset
-from tower_zoo.data.dataset import HISTORY_FEATURE, InteractionData
-from tower_zoo.data.splits import RetrievalSplit, leave_last_out, time_split
-from tower_zoo.data.spec import FeatureSpec
+from tower_zoo.data.builtin.catalog import load_dataset
+from tower_zoo.data.memory.dataset import InteractionData
+from tower_zoo.data.memory.splits import RetrievalSplit, leave_last_out, time_split
+from tower_zoo.data.schema.keys import HISTORY_FEATURE
+from tower_zoo.data.schema.spec import FeatureSpec
 from tower_zoo.evaluation import RetrievalEvaluator
 from tower_zoo.evaluation.preranking import PreRankingEvaluator
 from tower_zoo.fileio import write_json_atomic
 from tower_zoo.registry import create_model, model_kind, prepare_data
 from tower_zoo.run_record import (RUN_FILE, RunInUseError, check_data, check_fixed_settings, data_fingerprint,
                                   describe_changes, merge_history, read_run, run_lock, setting_changes)
+from tower_zoo.tasks.samplers import keep_probability
 from tower_zoo.training.checkpoints import restore_latest_weights
 from tower_zoo.training.hard_negatives import mine_hard_negatives
 from tower_zoo.training.memory_checks import check_tables_fit
 from tower_zoo.training.objectives import fuse_label_weights, movielens_objectives
-from tower_zoo.training.samplers import keep_probability
 from tower_zoo.training.trainer import Trainer, make_trainer_config
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -89,8 +90,10 @@ def _effective_trainer_settings(options: Mapping[str, Any]) -> dict[str, Any]:
         return dict(options)
 
 
-def _settings(model_name: str, dataset: str, data_dir: str | None, model_overrides: Mapping[str, Any],
-              trainer_config, training: Mapping[str, Any]) -> dict[str, Any]:
+def run_settings(model_name: str, dataset: str, data_dir: str | None, model_overrides: Mapping[str, Any],
+                 trainer_config, training: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a run records (model, data, split, trainer, training options), normalized for comparison
+    with an existing run's."""
     trainer = _trainer_settings(trainer_config)
     return _normalize({"model": model_name, "model_overrides": dict(model_overrides), "dataset": dataset,
                        "data_dir": os.path.abspath(data_dir) if data_dir else None,
@@ -182,8 +185,8 @@ def check_against_data(split: RetrievalSplit, trainer_config, ks: Sequence[int] 
                              f"({trainer_config.batch_size}); word2vec uses 1e-5 to 1e-3")
 
 
-def _start_record(out_dir: str, settings: dict[str, Any], fingerprint: Mapping[str, Any], spec_record: Mapping[str, Any],
-                  source: str, allow_setting_change: bool, allow_data_change: bool) -> dict[str, Any]:
+def start_record(out_dir: str, settings: dict[str, Any], fingerprint: Mapping[str, Any], spec_record: Mapping[str, Any],
+                 source: str, allow_setting_change: bool, allow_data_change: bool) -> dict[str, Any]:
     """The run record to train under: a new one, or the existing run's with any allowed change recorded.
 
     ``fingerprint``: the data's (see ``data_fingerprint``); ``spec_record``: what run.json keeps of the
@@ -252,12 +255,12 @@ def train_run(out_dir: str, model_name: str, dataset: str = "movielens-100k", da
                        "allow_setting_changes": allow_setting_change, "hard_rank_range": tuple(hard_rank_range)}
     trainer_config = make_trainer_config(trainer_options)  # validated (and its effective values recorded) up front
     model_overrides = dict(model_overrides or {})
-    settings = _settings(model_name, dataset, data_dir, model_overrides, trainer_config,
+    settings = run_settings(model_name, dataset, data_dir, model_overrides, trainer_config,
                          {"hard_negatives_from": hard_negatives_from, "hard_rank_range": hard_rank_range,
                           "objective_weights": dict(objective_weights or {})})
     with run_lock(out_dir):
         data = prepare_data(model_name, data if data is not None else load_dataset(dataset, data_dir))
-        record = _start_record(out_dir, settings, data_fingerprint(data), data.feature_spec.to_dict(), data.source,
+        record = start_record(out_dir, settings, data_fingerprint(data), data.feature_spec.to_dict(), data.source,
                                allow_setting_change, allow_data_change)
         split = make_split(data, settings["split"])
         model = create_model(model_name, data.feature_spec, **model_overrides)

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tower_zoo.data.splits import RetrievalSplit
+from tower_zoo.data.memory.splits import RetrievalSplit
 from tower_zoo.evaluation.index import ExactIndex
 from tower_zoo.evaluation.preranking import PreRankingEvaluator
 from tower_zoo.evaluation.retrieval import embed

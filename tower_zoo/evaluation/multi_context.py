@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tower_zoo.data.spec import NUM_RESERVED, OOV_INDEX
+from tower_zoo.data.schema.spec import NUM_RESERVED, OOV_INDEX
 from tower_zoo.evaluation.retrieval import embed
 
 MERGES = ("quota", "score")

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
-from tower_zoo.data.spec import FeatureSpec, NumericFeature, SequenceFeature
+from tower_zoo.data.schema.spec import FeatureSpec, NumericFeature, SequenceFeature
 
 __all__ = ["FieldEmbedding", "MaskedMeanPooling", "NumericEmbedding", "PooledSequenceEmbedding", "ProjectedField",
            "SequenceEmbedding"]

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
-from tower_zoo.data.spec import FeatureSpec
+from tower_zoo.data.schema.spec import FeatureSpec
 from tower_zoo.features import FieldEmbedding
 from tower_zoo.layers.mlp import MLP
 from tower_zoo.layers.similarity import L2Normalize

@@ -27,12 +27,12 @@ from typing import Any, ClassVar
 
 import tensorflow as tf
 
-from tower_zoo.data.spec import FeatureSpec
+from tower_zoo.data.schema.spec import FeatureSpec
 from tower_zoo.layers import Temperature
 from tower_zoo.models.config_checks import check_field_types
 
 
-from tower_zoo.data.keys import LABEL as LABEL_FEATURE  # the 0/1 exposure label, visible to ``auxiliary_loss``
+from tower_zoo.data.schema.keys import (LABEL as LABEL_FEATURE)  # the 0/1 exposure label, visible to ``auxiliary_loss``
 
 
 @dataclasses.dataclass

@@ -31,7 +31,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from tower_zoo.data.dataset import HISTORY_FEATURE
+from tower_zoo.data.schema.keys import HISTORY_FEATURE
 from tower_zoo.features import FieldEmbedding
 from tower_zoo.layers import MLP
 from tower_zoo.layers.cross_features import HistoryAffinityCross

@@ -42,11 +42,11 @@ import dataclasses
 
 import tensorflow as tf
 
-from tower_zoo.data.spec import PAD_INDEX, SequenceFeature
+from tower_zoo.data.schema.spec import PAD_INDEX, SequenceFeature
 from tower_zoo.layers import L2Normalize, MLPTower
-from tower_zoo.models.dssm import DSSMConfig
 from tower_zoo.models.base import LABEL_FEATURE, TwoTowerModel
 from tower_zoo.models.config_checks import check_at_least
+from tower_zoo.models.dssm import DSSMConfig
 from tower_zoo.registry import register_model
 
 

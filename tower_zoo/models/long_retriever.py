@@ -25,8 +25,9 @@ Score: <u_{c(v)}, v> / T. For the base interface ``user_embedding`` returns ever
 index of item vectors) and ``item_embedding`` [v, one_hot(c(v))] [B, D + V], so ``similarity`` scores each
 item with the user's vector of its category: decomposable, and exhaustive over all contexts.
 ``prepare_data`` (used by the run harness through ``tower_zoo.registry.prepare_data``) adds the item
-categories a plain dataset lacks (``tower_zoo.data.categories.categorized``). Training (``tower_zoo.tasks.retrieval``, in-context branch) computes only the positive's
-context per row (``context_user_embedding``) and masks in-batch candidates of other categories.
+categories a plain dataset lacks (``tower_zoo.data.memory.categories.categorized``). Training
+(``tower_zoo.tasks.retrieval``, in-context branch) computes only the positive's context per row
+(``context_user_embedding``) and masks in-batch candidates of other categories.
 
 Serving (``tower_zoo.evaluation.multi_context``): per request, the user's top-C categories by history
 count; C user vectors (C attention passes over the history, O(C · L · D)); C searches, each over the items of
@@ -42,8 +43,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from tower_zoo.data.categories import CATEGORY_FEATURE, HISTORY_CATEGORY_FEATURE, categorized
-from tower_zoo.data.dataset import HISTORY_FEATURE
+from tower_zoo.data.memory.categories import CATEGORY_FEATURE, HISTORY_CATEGORY_FEATURE, categorized
+from tower_zoo.data.schema.keys import HISTORY_FEATURE
 from tower_zoo.features import FieldEmbedding, SequenceEmbedding
 from tower_zoo.layers import MLP, L2Normalize, MLPTower
 from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel
@@ -103,7 +104,7 @@ class LongRetriever(TwoTowerModel):
         for name, side in ((c.history_category_feature, "user"), (c.context_feature, "item")):
             if name not in spec.names or spec.get(name).side != side:
                 raise ValueError(f"long_retriever needs the {side} feature {name!r} (see "
-                                 "tower_zoo.data.categories.with_item_categories); the spec has "
+                                 "tower_zoo.data.memory.categories.with_item_categories); the spec has "
                                  f"{spec.names}")
         static = [n for n in static if n != c.history_category_feature]
         self.num_contexts = spec.get(c.context_feature).vocab_size

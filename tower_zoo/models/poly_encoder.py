@@ -42,7 +42,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tower_zoo.data.dataset import HISTORY_FEATURE
+from tower_zoo.data.schema.keys import HISTORY_FEATURE
 from tower_zoo.features import SequenceEmbedding
 from tower_zoo.layers import ContextEncoder, MLPTower
 from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel

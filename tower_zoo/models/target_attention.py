@@ -27,7 +27,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from tower_zoo.data.dataset import HISTORY_FEATURE
+from tower_zoo.data.schema.keys import HISTORY_FEATURE
 from tower_zoo.features import SequenceEmbedding
 from tower_zoo.layers import MLP, MLPTower, MultiHeadTargetAttention
 from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel

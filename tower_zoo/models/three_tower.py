@@ -24,7 +24,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from tower_zoo.data.dataset import HISTORY_FEATURE
+from tower_zoo.data.schema.keys import HISTORY_FEATURE
 from tower_zoo.layers import MLP, MLPTower
 from tower_zoo.layers.cross_features import HistoryAffinityCross
 from tower_zoo.models.base import TwoTowerConfig, TwoTowerModel

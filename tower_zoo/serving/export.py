@@ -46,7 +46,7 @@ import pandas as pd
 import tensorflow as tf
 from absl import logging
 
-from tower_zoo.data.spec import FeatureSpec, SequenceFeature
+from tower_zoo.data.schema.spec import FeatureSpec, SequenceFeature
 from tower_zoo.evaluation.index import ScannConfig, ScannIndex
 from tower_zoo.fileio import directory_lock, read_json_record
 from tower_zoo.serving.directory import (FORMAT_VERSION, MANIFEST, check_target, checksums, clean_leftovers,

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.util import nest  # flatten_with_joined_string_paths is not in tf.nest
 
-from tower_zoo.serving.raw_features import RawFeatureEncoder, _assert
+from tower_zoo.serving.raw_features import RawFeatureEncoder, graph_assert
 from tower_zoo.serving.retrieval_export import id_rows_table
 
 CANDIDATES = "candidate_ids"
@@ -89,12 +89,12 @@ class CandidateScorerModule(tf.Module):
     def _scores(self, state: Mapping[str, tf.Tensor], candidate_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         candidate_ids = tf.ensure_shape(candidate_ids, [None, None], name=CANDIDATES)
         batch = tf.shape(next(iter(state.values())))[0]
-        _assert(tf.equal(tf.shape(candidate_ids)[0], batch), f"{CANDIDATES} has a different number of rows than "
+        graph_assert(tf.equal(tf.shape(candidate_ids)[0], batch), f"{CANDIDATES} has a different number of rows than "
                 "the user features:", tf.shape(candidate_ids)[0], batch)
         rows = self.item_rows.lookup(candidate_ids)
         padding = tf.equal(candidate_ids, self.padding_id)
         unknown = tf.logical_and(rows < 0, tf.logical_not(padding))
-        _assert(tf.logical_not(tf.reduce_any(unknown)), "candidate item ids not in the item cache of this export "
+        graph_assert(tf.logical_not(tf.reduce_any(unknown)), "candidate item ids not in the item cache of this export "
                 "(first few):", tf.boolean_mask(candidate_ids, unknown))
         users = tf.nest.pack_sequence_as(self.user_structure, [state[name] for name in self.state_specs])
         items = tf.nest.pack_sequence_as(self.item_structure,

@@ -29,7 +29,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tower_zoo.data.spec import NUM_RESERVED, OOV_INDEX, PAD_INDEX, FeatureSpec, NumericFeature, SequenceFeature
+from tower_zoo.data.schema.spec import (NUM_RESERVED, OOV_INDEX, PAD_INDEX, FeatureSpec, NumericFeature,
+                                        SequenceFeature)
 
 STRING_PADDING = ""
 
@@ -142,7 +143,8 @@ def _numpy_ordered_keys(values: np.ndarray) -> np.ndarray:
     return np.where(bits < 0, -magnitude, magnitude)
 
 
-def _assert(condition: tf.Tensor, message: str, *data: tf.Tensor) -> None:
+def graph_assert(condition: tf.Tensor, message: str, *data: tf.Tensor) -> None:
+    """A serving-graph check: InvalidArgumentError with ``message`` and the first values of ``data``."""
     tf.debugging.Assert(condition, [message, *data], summarize=5)
 
 
@@ -172,9 +174,9 @@ class RawFeatureEncoder(tf.Module):
                                            name=f.name) for f in self.features}
         rows = {name: tf.shape(values)[0] for name, values in checked.items()}
         first = self.features[0].name
-        _assert(rows[first] > 0, f"empty batch: feature {first!r} has 0 rows")
+        graph_assert(rows[first] > 0, f"empty batch: feature {first!r} has 0 rows")
         for name, count in rows.items():
-            _assert(tf.equal(count, rows[first]), f"feature {name!r} has a different number of rows than "
+            graph_assert(tf.equal(count, rows[first]), f"feature {name!r} has a different number of rows than "
                     f"{first!r}:", count, rows[first])
         return checked
 
@@ -186,7 +188,7 @@ class RawFeatureEncoder(tf.Module):
     def _encode_feature(self, feature, values: tf.Tensor) -> tf.Tensor:
         if isinstance(feature, NumericFeature):
             finite = tf.math.is_finite(values)
-            _assert(tf.reduce_all(finite), f"feature {feature.name!r}: non-finite value",
+            graph_assert(tf.reduce_all(finite), f"feature {feature.name!r}: non-finite value",
                     tf.boolean_mask(values, tf.logical_not(finite)))
             if feature.bucketized:
                 boundaries = tf.constant(_numpy_ordered_keys(np.asarray(feature.boundaries)), tf.int64)
@@ -196,7 +198,7 @@ class RawFeatureEncoder(tf.Module):
         if isinstance(feature, SequenceFeature):
             valid = tf.not_equal(values, padding_value(feature, self.padding_id))
             gap_then_value = tf.logical_and(tf.logical_not(valid[:, :-1]), valid[:, 1:])
-            _assert(tf.logical_not(tf.reduce_any(gap_then_value)), f"feature {feature.name!r}: a value follows a "
+            graph_assert(tf.logical_not(tf.reduce_any(gap_then_value)), f"feature {feature.name!r}: a value follows a "
                     f"padding slot; sequences are right-padded with {padding_value(feature, self.padding_id)!r}, "
                     "rows (first few):", tf.where(tf.reduce_any(gap_then_value, axis=1))[:, 0])
             kept, kept_valid = last_values(values, valid, feature.max_length)

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
-from tower_zoo.data.spec import first_non_int64
+from tower_zoo.data.schema.spec import first_non_int64
 
 
 def _shown(value: Any) -> Any:

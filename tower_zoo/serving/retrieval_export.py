@@ -21,7 +21,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tower_zoo.serving.raw_features import RawFeatureEncoder, _assert
+from tower_zoo.serving.raw_features import RawFeatureEncoder, graph_assert
 
 
 def _encoded_signature(spec, names) -> dict[str, tf.TensorSpec]:
@@ -134,7 +134,7 @@ class ExactTopKModule(tf.Module):
     def _serve_excluding(self, exclude_ids, **raw):
         exclude_ids = tf.ensure_shape(exclude_ids, [None, None], name="exclude_ids")
         batch = tf.shape(next(iter(raw.values())))[0]
-        _assert(tf.equal(tf.shape(exclude_ids)[0], batch), "exclude_ids has a different number of rows than the "
+        graph_assert(tf.equal(tf.shape(exclude_ids)[0], batch), "exclude_ids has a different number of rows than the "
                 "user features:", tf.shape(exclude_ids)[0], batch)
         rows = self.item_rows.lookup(exclude_ids)  # unknown ids and padding: -1, nothing to exclude
         return self._search(raw, tf.where(tf.equal(exclude_ids, self.padding_id), tf.constant(-1, tf.int64), rows))

@@ -23,7 +23,7 @@ import pandas as pd
 import tensorflow as tf
 from absl import logging
 
-from tower_zoo.data.spec import FeatureSpec, OOVCounter, first_non_int64
+from tower_zoo.data.schema.spec import FeatureSpec, OOVCounter, first_non_int64
 from tower_zoo.evaluation.index import ScannConfig, ScannIndex
 
 EXCLUDE_COLUMN = "exclude"  # optional column of stored / given user rows: raw item ids never to recommend

@@ -27,8 +27,8 @@ from typing import Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
-from tower_zoo.data.keys import HARD_NEGATIVES, KEEP
-from tower_zoo.training.samplers import AliasSampler
+from tower_zoo.data.schema.keys import HARD_NEGATIVES, KEEP
+from tower_zoo.tasks.samplers import AliasSampler
 
 
 @dataclasses.dataclass

@@ -26,7 +26,7 @@ from typing import Mapping
 
 import tensorflow as tf
 
-from tower_zoo.data.keys import LABEL, TEACHER_LOGIT, features_only
+from tower_zoo.data.schema.keys import LABEL, TEACHER_LOGIT, features_only
 from tower_zoo.tasks.ranking import weighted_mean
 from tower_zoo.tasks.retrieval import row_weights
 from tower_zoo.tasks.sorting import permutation_cross_entropy_loss, recall_m_k_surrogate_loss

@@ -14,7 +14,7 @@ from typing import Mapping
 
 import tensorflow as tf
 
-from tower_zoo.data.keys import LABEL, TEACHER_LOGIT, features_only, objective_label
+from tower_zoo.data.schema.keys import LABEL, TEACHER_LOGIT, features_only, objective_label
 from tower_zoo.tasks.retrieval import row_weights
 
 

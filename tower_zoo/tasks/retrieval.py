@@ -38,7 +38,7 @@ from typing import Mapping
 import numpy as np
 import tensorflow as tf
 
-from tower_zoo.data.keys import KEEP, SAMPLE_WEIGHT, features_only, objective_label
+from tower_zoo.data.schema.keys import KEEP, SAMPLE_WEIGHT, features_only, objective_label
 from tower_zoo.tasks.candidates import (CandidateColumns, HardNegativeCandidates, InBatchCandidates,
                                         SampledCandidates, Scorer, all_gather_rows)
 from tower_zoo.tasks.losses import CandidateLoss, valid_negative_mask

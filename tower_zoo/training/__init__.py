@@ -1,7 +1,7 @@
-"""The Trainer (Keras fit front door), its config, optimizers, callbacks, checkpoints and samplers.
+"""The Trainer (Keras fit front door), its config, optimizers, callbacks and checkpoints.
 
-``Trainer`` is imported lazily: the task layers import this package's samplers, and the Trainer imports
-the tasks, so an eager import here would make that a cycle.
+``Trainer`` is imported lazily, on first use, so that importing the config does not build the Trainer's
+imports (the tasks, the samplers in ``tower_zoo.tasks.samplers``, Keras callbacks).
 """
 
 from tower_zoo.training.config import TrainerConfig, make_trainer_config

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 
 class DataEpoch(tf.keras.callbacks.Callback):
-    """Advances the variable that seeds the data order (``tower_zoo.data.source``) after each epoch,
+    """Advances the variable that seeds the data order (``tower_zoo.data.read.source``) after each epoch,
     before Keras creates the next epoch's iterator."""
 
     def __init__(self, epoch: tf.Variable):

@@ -56,7 +56,7 @@ class TrainerConfig:
       the nested ordinal likelihood (``tower_zoo.tasks.ordinal``); 0 = the pointwise likelihood only.
     popularity_ipw / popularity_ipw_max: inverse-propensity weighting of positives by popularity: a positive
       of item j weighs (c_j / c̄)^(−popularity_ipw), capped at popularity_ipw_max, normalized to mean 1 over
-      the training rows (``tower_zoo.training.samplers.popularity_ipw_weights``); 0 = off.
+      the training rows (``tower_zoo.tasks.samplers.popularity_ipw_weights``); 0 = off.
     """
 
     task: str = "auto"

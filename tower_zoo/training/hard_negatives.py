@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 import tensorflow as tf
 
-from tower_zoo.data.dataset import HISTORY_FEATURE
+from tower_zoo.data.schema.keys import HISTORY_FEATURE
 
 
 def mine_hard_negatives(model, examples: Mapping[str, np.ndarray], item_table: Mapping[str, np.ndarray],

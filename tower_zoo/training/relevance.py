@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tower_zoo.data.item_to_item import SEED_PREFIX, TITLE_WORDS
+from tower_zoo.data.memory.item_to_item import SEED_PREFIX, TITLE_WORDS
 
 
 @dataclasses.dataclass(frozen=True)

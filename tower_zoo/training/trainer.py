@@ -2,7 +2,7 @@
 
 ``Trainer(model, epochs=5, batch_size=512, ...).fit(examples)`` builds, from its ``TrainerConfig``:
 
-* an example source (``tower_zoo.data.source``): row-aligned arrays, or a streaming source such as a
+* an example source (``tower_zoo.data.read.source``): row-aligned arrays, or a streaming source such as a
   prepared dataset's shards; each epoch's batch order is a function of (seed, epoch);
 * the task (``tower_zoo.tasks``): ``RetrievalTask`` with the configured candidate sources, logQ and loss,
   or ``RankingTask`` for pointwise training on exposure labels (``task="auto"`` picks by model kind);
@@ -39,21 +39,21 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tower_zoo.data.keys import HARD_NEGATIVES, LABEL, SAMPLE_WEIGHT, TEACHER_LOGIT, objective_label
-from tower_zoo.data.source import ArrayExampleSource, ExampleSource
+from tower_zoo.data.read.source import ArrayExampleSource, ExampleSource
+from tower_zoo.data.schema.keys import HARD_NEGATIVES, LABEL, SAMPLE_WEIGHT, TEACHER_LOGIT, objective_label
 from tower_zoo.tasks.candidates import HardNegativeCandidates, InBatchCandidates, SampledCandidates
 from tower_zoo.tasks.cascade import ARFTask, RankFlowTask, UncertaintyWeights
 from tower_zoo.tasks.losses import make_loss
 from tower_zoo.tasks.ordinal import NestedOrdinalLoss
 from tower_zoo.tasks.ranking import RankingTask
 from tower_zoo.tasks.retrieval import RetrievalTask
+from tower_zoo.tasks.samplers import keep_probability, popularity_ipw_weights, unigram_probabilities
 from tower_zoo.training.callbacks import (CheckpointEachEpoch, DataEpoch, EpochRecorder, FiniteLossGuard,
                                           StepLossGuard, ValidationMetric)
 from tower_zoo.training.checkpoints import CheckpointStore
 from tower_zoo.training.config import TrainerConfig, make_trainer_config
 from tower_zoo.training.memory_checks import check_tables_fit
 from tower_zoo.training.optimizers import make_optimizer
-from tower_zoo.training.samplers import keep_probability, popularity_ipw_weights, unigram_probabilities
 
 __all__ = ["Trainer", "TrainerConfig", "make_trainer_config"]
 
