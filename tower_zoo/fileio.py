@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import pathlib
@@ -135,6 +136,15 @@ def holds(directory: str | os.PathLike, path: str | os.PathLike) -> bool:
     """True when ``path`` is ``directory`` or lies inside it (both resolved: links, ``..``)."""
     directory, path = os.path.realpath(directory), os.path.realpath(path)
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's content, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def managed_ancestor(path: str | os.PathLike) -> tuple[str, str] | None:

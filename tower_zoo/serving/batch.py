@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow as tf
 
-from tower_zoo.fileio import apply_umask, is_regular_file, write_json_atomic
-from tower_zoo.serving.directory import MANIFEST, sha256
+from tower_zoo.fileio import apply_umask, file_sha256, is_regular_file, write_json_atomic
+from tower_zoo.serving.directory import MANIFEST
 from tower_zoo.serving.export import USERS_FILE, padding_of, read_export_manifest
 from tower_zoo.serving.requests import call_signature, id_matrix, request_arrays
 from tower_zoo.serving.retriever import EXCLUDE_COLUMN
@@ -114,10 +114,10 @@ def _fingerprint(export_dir: pathlib.Path, source: str, k: int, chunk_size: int,
     """What finished chunks were computed from: the export, the users file's content (not its size and time,
     which a replaced file can share), k, the chunk size and whether seen items were excluded."""
     try:
-        users_sha256 = sha256(pathlib.Path(source))
+        users_sha256 = file_sha256(source)
     except OSError as err:
         raise ValueError(f"users file {source!r}: {_reason(err)}") from None
-    return {"export_manifest": sha256(export_dir / MANIFEST), "users": os.path.abspath(source),
+    return {"export_manifest": file_sha256(export_dir / MANIFEST), "users": os.path.abspath(source),
             "users_sha256": users_sha256, "k": k, "chunk_size": chunk_size, "include_seen": include_seen}
 
 

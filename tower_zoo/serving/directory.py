@@ -18,7 +18,6 @@ leaving the served path empty, half-written, or pointing at someone else's files
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 import shutil
@@ -27,7 +26,7 @@ from typing import Any, Iterable
 
 from absl import logging
 
-from tower_zoo.fileio import apply_umask, managed_ancestor, read_json_record
+from tower_zoo.fileio import apply_umask, file_sha256, managed_ancestor, read_json_record
 from tower_zoo.fileio import exchange_paths as _exchange  # a module name, so that tests can fake its absence
 
 MANIFEST = "manifest.json"
@@ -39,17 +38,10 @@ LEFTOVER_KINDS = ("tmp", "old")
 MANIFEST_FIELDS = {"format_version": int, "files": dict, "model_name": str, "feature_spec": dict}
 
 
-def sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def checksums(root: pathlib.Path) -> dict[str, str]:
     """SHA-256 of every file under ``root`` by relative path (the manifest and the staging marker excluded)."""
-    return {str(p.relative_to(root)): sha256(p) for p in sorted(root.rglob("*"))
+    return {str(p.relative_to(root)): file_sha256(p) for p in sorted(root.rglob("*"))
             if p.is_file() and p.relative_to(root).as_posix() not in (MANIFEST, STAGING_MARKER)}
 
 

@@ -38,7 +38,7 @@ from typing import Any, Mapping
 import tensorflow as tf
 from absl import logging
 
-from tower_zoo.fileio import directory_lock, write_json_atomic
+from tower_zoo.fileio import directory_lock, file_sha256, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 2
@@ -59,13 +59,6 @@ def model_fingerprint(model) -> dict[str, Any]:
 def _normalized(value: Any) -> Any:
     return json.loads(json.dumps(value, default=list))
 
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checkpoint_checksums(prefix: str) -> dict[str, str]:

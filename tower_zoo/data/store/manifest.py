@@ -16,6 +16,8 @@ import os
 import uuid
 from typing import Any
 
+from tower_zoo.fileio import file_sha256
+
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 # The files and reserved columns of a prepared directory (documented in tower_zoo.data.prepare).
@@ -36,13 +38,6 @@ EXPORT_FIELDS = ("format_version", "files", "model_name", "feature_spec")
 class PreparedDataError(ValueError):
     """A prepared directory that is missing, incomplete, corrupt or of another format version."""
 
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def source_record(path: str) -> dict[str, Any]:
